@@ -1,0 +1,32 @@
+"""Tempered, norm-adjusting SGHMC for Pyro and NumPyro.
+
+The public names are imported lazily so that ``import ppl_kernels`` loads
+neither PyTorch nor JAX::
+
+    from ppl_kernels.pyro import SGHMC       # pyro.infer.mcmc.MCMCKernel
+    from ppl_kernels.numpyro import SGHMC    # numpyro.infer.mcmc.MCMCKernel
+    from ppl_kernels import schedules, to_inference_data, compare_temperatures, temperature_sweep
+"""
+
+from importlib import import_module
+
+from . import schedules
+from .config import SGHMCConfig
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "to_inference_data": "ppl_kernels.arviz",
+    "compare_temperatures": "ppl_kernels.compare",
+    "temperature_sweep": "ppl_kernels.compare",
+    "diagnostics": "ppl_kernels.diagnostics",
+}
+
+__all__ = ["schedules", "SGHMCConfig", *_LAZY, "__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = import_module(_LAZY[name])
+        return module if name == "diagnostics" else getattr(module, name)
+    raise AttributeError(f"module 'ppl_kernels' has no attribute {name!r}")

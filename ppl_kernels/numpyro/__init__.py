@@ -1,0 +1,5 @@
+"""NumPyro backend: :class:`SGHMC`, a :class:`numpyro.infer.mcmc.MCMCKernel`."""
+
+from .kernel import SGHMC, SGHMCState, sghmc_draw, sghmc_init
+
+__all__ = ["SGHMC", "SGHMCState", "sghmc_init", "sghmc_draw"]

@@ -1,0 +1,114 @@
+"""Model → potential machinery for Pyro models with subsampled plates.
+
+``pyro.infer.mcmc.util.initialize_model`` refuses models whose plates
+subsample, so the kernel traces the model itself: the plate's own sample site
+(named like the plate) is conditioned on an index tensor chosen by the kernel,
+which makes the plate apply its ``N / B`` likelihood scale, and the log density
+is split into likelihood and prior so that likelihood-only tempering and the
+untempered ``lp`` statistic come for free.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from pyro import poutine
+from pyro.distributions.util import scale_and_mask
+from pyro.poutine.subsample_messenger import _Subsample
+from torch.distributions import biject_to
+
+from ..config import check_latent_site
+
+__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "EpochSampler"]
+
+
+class SubsamplePlate(NamedTuple):
+    name: str
+    size: int
+    subsample_size: int
+
+
+def _is_subsample(site) -> bool:
+    return isinstance(site.get("fn"), _Subsample)
+
+
+def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
+    """Plates of ``model`` that draw a subsample (``subsample_size < size``)."""
+    tr = poutine.trace(model).get_trace(*model_args, **model_kwargs)
+    plates = []
+    for name, site in tr.nodes.items():
+        if site["type"] == "sample" and _is_subsample(site):
+            fn = site["fn"]
+            if fn.subsample_size is not None and fn.subsample_size < fn.size:
+                plates.append(SubsamplePlate(name, int(fn.size), int(fn.subsample_size)))
+    return plates
+
+
+def first_indices(plates) -> dict:
+    return {p.name: torch.arange(p.subsample_size) for p in plates}
+
+
+def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict:
+    """Trace once with fixed indices under ``init_strategy``; return ``{name: site}`` of
+    latent sample sites, rejecting discrete sites and local latents inside a
+    subsampled plate.  The site values are the initial (constrained) values."""
+    from pyro.infer.autoguide.initialization import InitMessenger
+
+    fixed = poutine.condition(model, data=first_indices(plates))
+    tr = poutine.trace(InitMessenger(init_strategy)(fixed)).get_trace(*model_args, **model_kwargs)
+    sub_names = {p.name for p in plates}
+    out = {}
+    for name, site in tr.nodes.items():
+        if site["type"] != "sample" or site["is_observed"] or _is_subsample(site):
+            continue
+        in_plate = next((f.name for f in site["cond_indep_stack"] if f.name in sub_names), None)
+        check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate)
+        out[name] = site
+    return out
+
+
+def transforms_of(sites: dict) -> dict:
+    """Constrained → unconstrained bijections (Pyro's ``MCMC.transforms`` convention)."""
+    return {name: biject_to(site["fn"].support).inv for name, site in sites.items()}
+
+
+def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
+    """Return ``(log_likelihood, log_prior)`` at unconstrained ``z``.
+
+    The log-likelihood is the plate-scaled minibatch estimate; the log-prior
+    includes the log-Jacobian of the unconstrained transform.
+    """
+    x = {k: transforms[k].inv(v) for k, v in z.items()}
+    tr = poutine.trace(poutine.condition(model, data={**x, **indices})).get_trace(*model_args, **model_kwargs)
+    log_lik = torch.zeros(())
+    log_prior = torch.zeros(())
+    for name, site in tr.nodes.items():
+        if site["type"] != "sample" or _is_subsample(site):
+            continue
+        lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+        if name in z:
+            log_prior = log_prior + lp
+        else:
+            log_lik = log_lik + lp
+    for k, v in z.items():
+        log_prior = log_prior + transforms[k].inv.log_abs_det_jacobian(v, x[k]).sum()
+    return log_lik, log_prior
+
+
+class EpochSampler:
+    """Minibatch indices drawn without replacement within an epoch: O(B) per step,
+    one O(N) shuffle per pass over the data (the hosts' plates permute all N each time)."""
+
+    def __init__(self, size: int, subsample_size: int):
+        self.size, self.subsample_size = size, subsample_size
+        self.perm = torch.randperm(size)
+        self.pos = 0
+
+    def __call__(self) -> torch.Tensor:
+        if self.pos + self.subsample_size > self.size:
+            self.perm = torch.randperm(self.size)
+            self.pos = 0
+        idx = self.perm[self.pos : self.pos + self.subsample_size]
+        self.pos += self.subsample_size
+        return idx

@@ -1,0 +1,83 @@
+"""Run one SGHMC chain set in either backend with one call.
+
+Used by :func:`ppl_kernels.temperature_sweep`, the command line and the
+tests; users normally call ``MCMC`` themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+__all__ = ["sample", "BACKENDS"]
+
+BACKENDS = ("pyro", "numpyro")
+
+
+def sample(
+    backend: str,
+    *,
+    model: Callable | None = None,
+    potential_fn: Callable | None = None,
+    init_params: dict | None = None,
+    model_args: tuple = (),
+    model_kwargs: dict | None = None,
+    kernel_kwargs: dict[str, Any] | None = None,
+    num_samples: int = 1000,
+    num_warmup: int = 0,
+    num_chains: int = 1,
+    seed: int = 0,
+    chain_method: str = "sequential",
+    progress_bar: bool = False,
+    thinning: int = 1,
+):
+    """Run ``SGHMC`` under the backend's ``MCMC`` and return the finished ``MCMC``.
+
+    Parameters
+    ----------
+    backend : {"pyro", "numpyro"}
+    model, potential_fn : callable
+        Exactly one; a model written for ``backend``.
+    init_params : dict, optional
+        Unconstrained initial values (required with ``potential_fn``); with
+        ``num_chains > 1`` a leading chain dimension.
+    model_args, model_kwargs
+        Passed to the model.
+    kernel_kwargs : dict
+        Keyword arguments of ``SGHMC``.
+    num_samples, num_warmup, num_chains, seed, chain_method, progress_bar, thinning
+        As in the backends' ``MCMC``; Pyro runs several chains in processes
+        (``chain_method`` is NumPyro's) and ignores ``thinning`` (a Pyro MCMC
+        has none).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    kernel_kwargs = dict(kernel_kwargs or {})
+    model_kwargs = dict(model_kwargs or {})
+    if backend == "numpyro":
+        import jax
+        from numpyro.infer import MCMC
+
+        from .numpyro import SGHMC
+
+        kernel = SGHMC(model, potential_fn, **kernel_kwargs)
+        mcmc = MCMC(
+            kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+            chain_method=chain_method, progress_bar=progress_bar, thinning=thinning,
+        )
+        mcmc.run(jax.random.PRNGKey(seed), *model_args, init_params=init_params, **model_kwargs)
+        mcmc._ppl_seed = seed
+        return mcmc
+    import pyro
+    from pyro.infer import MCMC
+
+    from .pyro import SGHMC
+
+    pyro.set_rng_seed(seed)
+    kernel = SGHMC(model, potential_fn, **kernel_kwargs)
+    mcmc = MCMC(
+        kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=num_chains,
+        initial_params=init_params, disable_progbar=not progress_bar,
+    )
+    mcmc.run(*model_args, **model_kwargs)
+    mcmc._ppl_seed = seed
+    return mcmc
