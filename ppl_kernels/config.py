@@ -9,7 +9,7 @@ at setup time).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from numbers import Real
 from typing import Any, Mapping
 
@@ -97,7 +97,6 @@ class SGHMCConfig:
     friction_scale: float = 1.0
     resample_scale: Any = None
     explore_noise: bool = True
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
