@@ -1,0 +1,26 @@
+"""Shared pytest configuration: one thread per worker, and the ``backend`` fixture.
+
+CI runs the suite with ``pytest -n 2`` on two cores; letting torch and XLA
+spawn a thread pool per worker would oversubscribe them.
+"""
+
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+
+from targets import BACKENDS  # noqa: E402
+
+
+def pytest_configure(config):
+    import torch
+
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Each test that takes ``backend`` runs once per backend, ``"pyro"`` and ``"numpyro"``."""
+    return request.param

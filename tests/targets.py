@@ -1,0 +1,267 @@
+"""Targets and Monte Carlo helpers shared by the statistical tests.
+
+Every target is written once and built for either backend (``"pyro"`` or
+``"numpyro"``): potentials use only operators and ``.sum()`` so that the same
+function body runs on ``torch.Tensor`` and on ``jax.Array``; the models are
+the same program written against ``pyro`` or ``numpyro`` (the two libraries
+share their ``sample`` / ``plate`` / ``distributions`` names).
+
+The module also holds the exact discrete-time moments of the default
+integrator on Gaussian targets (theory notes §8a, §8b) and ESS-based Monte
+Carlo standard errors, which the tests use as ground truth and tolerances.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+__all__ = [
+    "BACKENDS",
+    "as_array",
+    "gaussian_potential",
+    "gaussian_init",
+    "anisotropic_gaussian",
+    "exact_stationary_cov",
+    "exact_cycle_mean_var",
+    "conjugate_model",
+    "conjugate_data",
+    "conjugate_posterior",
+    "logistic_model",
+    "logistic_data",
+    "mc_mean",
+    "mc_var",
+    "ess_mean",
+    "z_score",
+]
+
+BACKENDS = ("pyro", "numpyro")
+
+
+# -- arrays ----------------------------------------------------------------------------
+def as_array(backend: str, x):
+    """``x`` as the backend's default floating array (float32 in both)."""
+    if backend == "pyro":
+        import torch
+
+        return torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
+    if backend == "numpyro":
+        import jax.numpy as jnp
+
+        return jnp.asarray(np.asarray(x), dtype=jnp.result_type(float))
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+# -- Gaussian potentials ---------------------------------------------------------------
+def gaussian_potential(backend: str, mu, var, site: str = "x"):
+    """Potential ``U(z) = Σ (z[site] − μ)² / (2 σ²)`` of ``N(μ, diag σ²)``.
+
+    ``mu`` and ``var`` broadcast to the site's shape.  The function body uses
+    only operators and ``.sum()``, so it is the same code for both backends.
+    """
+    mu_b = as_array(backend, mu)
+    half_prec = as_array(backend, 0.5 / np.asarray(var, dtype=float))
+
+    def potential_fn(z):
+        d = z[site] - mu_b
+        return (d * d * half_prec).sum()
+
+    return potential_fn
+
+
+def gaussian_init(backend: str, mu, var, temperature: float, seed: int = 0, site: str = "x") -> dict:
+    """Initial parameters drawn exactly from the tempered target ``N(μ, T σ²)``, so a
+    chain starts (up to the O(ε²) discretisation bias) at stationarity."""
+    mu = np.asarray(mu, dtype=float)
+    var = np.broadcast_to(np.asarray(var, dtype=float), mu.shape)
+    x = mu + np.sqrt(temperature * var) * np.random.default_rng(seed).standard_normal(mu.shape)
+    return {site: as_array(backend, x)}
+
+
+def anisotropic_gaussian(dim: int = 10):
+    """Mean and variances of the 10-D anisotropic test target: variances spread
+    log-uniformly over [0.3, 3] (a 10x condition number) and a non-zero mean."""
+    var = np.geomspace(0.3, 3.0, dim)
+    mu = np.linspace(-1.0, 2.0, dim)
+    return mu, var
+
+
+# -- exact discrete moments of the integrator on a Gaussian --------------------------------
+def _draw_maps(var, mass, friction, step_size, temperature, num_steps, resample_scale, boost, friction_scale):
+    """Linear map ``Φ`` and noise covariance ``Q`` of one draw on ``(θ − μ, r)`` for
+    one coordinate of ``N(μ, var)``: resampling plus half kick (if any), then
+    ``num_steps`` drift-kick steps; also the per-step map (for cycle averages)."""
+    h = float(step_size)
+    m_eff, c_eff = boost * mass, friction_scale * friction
+    a = np.array([[1.0, h / m_eff], [-h / var, 1.0 - h * h / (m_eff * var) - h * c_eff / m_eff]])
+    q = np.array([[0.0, 0.0], [0.0, 2.0 * h * c_eff * temperature]])
+    if resample_scale is None:
+        phi, qd = np.eye(2), np.zeros((2, 2))
+    else:
+        # r ← √(βM) ξ − (h/2) ∇U(θ)
+        phi = np.array([[1.0, 0.0], [-0.5 * h / var, 0.0]])
+        qd = np.array([[0.0, 0.0], [0.0, resample_scale * mass]])
+    start = (phi, qd)
+    for _ in range(num_steps):
+        phi, qd = a @ phi, a @ qd @ a.T + q
+    return phi, qd, a, q, start
+
+
+def exact_stationary_cov(var, *, mass=1.0, friction=1.0, step_size, temperature, num_steps=1,
+                         resample_scale=None, boost=1.0, friction_scale=1.0) -> np.ndarray:
+    """Exact stationary covariance of ``(θ, r)`` at the end of a draw, per coordinate.
+
+    On a Gaussian target each coordinate of the default integrator (theory notes
+    §1.2, with the half kick after resampling, §8b ii) is a linear-Gaussian
+    chain ``x ← Φ x + noise``; its stationary covariance solves the discrete
+    Lyapunov equation ``S = Φ S Φᵀ + Q``.  Without resampling this is the
+    closed form of theory notes §8a.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``var.shape + (2, 2)``: ``[..., 0, 0]`` is Var θ, ``[..., 1, 1]`` Var r.
+    """
+    var = np.asarray(var, dtype=float)
+    out = np.empty(var.shape + (2, 2))
+    for idx, v in np.ndenumerate(var):
+        phi, qd, *_ = _draw_maps(v, mass, friction, step_size, temperature, num_steps, resample_scale,
+                                 boost, friction_scale)
+        out[idx] = scipy.linalg.solve_discrete_lyapunov(phi, qd)
+    return out
+
+
+def exact_cycle_mean_var(var, *, mass=1.0, friction=1.0, step_size, temperature, num_steps,
+                         resample_scale=None, boost=1.0, friction_scale=1.0) -> float:
+    """Var θ averaged over the ``num_steps`` positions of a draw (the "cycle-averaged"
+    quantity tabulated in theory notes §8b), for one coordinate."""
+    s = exact_stationary_cov(var, mass=mass, friction=friction, step_size=step_size, temperature=temperature,
+                             num_steps=num_steps, resample_scale=resample_scale, boost=boost,
+                             friction_scale=friction_scale)
+    _, _, a, q, (phi0, q0) = _draw_maps(float(var), mass, friction, step_size, temperature, num_steps,
+                                        resample_scale, boost, friction_scale)
+    s = phi0 @ s @ phi0.T + q0
+    total = 0.0
+    for _ in range(num_steps):
+        s = a @ s @ a.T + q
+        total += s[0, 0]
+    return total / num_steps
+
+
+# -- conjugate Gaussian model ------------------------------------------------------------
+def _ppl(backend: str):
+    if backend == "pyro":
+        import pyro
+        import pyro.distributions as dist
+
+        return pyro, dist
+    if backend == "numpyro":
+        import numpyro
+        import numpyro.distributions as dist
+
+        return numpyro, dist
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+
+
+def conjugate_model(backend: str):
+    """``θ ~ N(m₀, s₀²)``, ``y_i ~ N(θ, σ²)`` (known σ), in the backend's language.
+
+    Call as ``model(y, prior_loc, prior_scale, noise_scale, subsample_size=None)``.
+    """
+    ppl, dist = _ppl(backend)
+
+    def model(y, prior_loc, prior_scale, noise_scale, subsample_size=None):
+        theta = ppl.sample("theta", dist.Normal(prior_loc, prior_scale))
+        with ppl.plate("data", y.shape[0], subsample_size=subsample_size) as idx:
+            ppl.sample("obs", dist.Normal(theta, noise_scale), obs=y[idx])
+
+    return model
+
+
+def conjugate_data(n: int = 10, theta: float = 0.7, noise_scale: float = 2.0, seed: int = 0) -> np.ndarray:
+    """``n`` observations ``y_i ~ N(theta, noise_scale²)`` from a fixed seed."""
+    return theta + noise_scale * np.random.default_rng(seed).standard_normal(n)
+
+
+def conjugate_posterior(y, prior_loc, prior_scale, noise_scale, temperature=1.0, tempering="likelihood"):
+    """Mean and variance of the tempered posterior of :func:`conjugate_model`.
+
+    ``"likelihood"``: ``p(D|θ)^{1/T} p(θ)``; ``"posterior"``: ``(p(D|θ) p(θ))^{1/T}``.
+    """
+    y = np.asarray(y, dtype=float)
+    prior_prec, lik_prec = 1.0 / prior_scale**2, y.size / noise_scale**2
+    if tempering == "likelihood":
+        prec = prior_prec + lik_prec / temperature
+        mean = (prior_loc * prior_prec + y.sum() / noise_scale**2 / temperature) / prec
+    elif tempering == "posterior":
+        prec = (prior_prec + lik_prec) / temperature
+        mean = (prior_loc * prior_prec + y.sum() / noise_scale**2) / (prior_prec + lik_prec)
+    else:
+        raise ValueError(f"tempering must be 'likelihood' or 'posterior', got {tempering!r}")
+    return mean, 1.0 / prec
+
+
+# -- logistic regression -----------------------------------------------------------------------
+def logistic_model(backend: str):
+    """Bayesian logistic regression ``w ~ N(0, I)``, ``b ~ N(0, 1)``,
+    ``y_i ~ Bernoulli(logits = x_iᵀw + b)``, with an optionally subsampled data plate.
+
+    Call as ``model(X, y, subsample_size=None)``.
+    """
+    ppl, dist = _ppl(backend)
+
+    def model(X, y, subsample_size=None):
+        n, d = X.shape
+        w = ppl.sample("w", dist.Normal(0.0, 1.0).expand([d]).to_event(1))
+        b = ppl.sample("b", dist.Normal(0.0, 1.0))
+        with ppl.plate("data", n, subsample_size=subsample_size) as idx:
+            logits = (X[idx] * w).sum(-1) + b
+            ppl.sample("obs", dist.Bernoulli(logits=logits), obs=y[idx])
+
+    return model
+
+
+def logistic_data(n: int = 200, d: int = 2, seed: int = 0):
+    """Standardised features ``X`` (n, d) and labels ``y`` (n,) from a fixed seed."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    X = (X - X.mean(0)) / X.std(0)
+    w_true = np.linspace(1.0, -0.5, d)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(X @ w_true + 0.3)))).astype(float)
+    return X, y
+
+
+# -- Monte Carlo error ---------------------------------------------------------------------
+def _chains(x) -> np.ndarray:
+    x = np.asarray(x, dtype=float)
+    return x[None] if x.ndim == 1 else x
+
+
+def ess_mean(x) -> float:
+    """ESS for the mean of a ``(chain, draw)`` (or ``(draw,)``) array (ArviZ's ``method="mean"``)."""
+    import arviz as az
+
+    return float(az.ess(_chains(x), method="mean"))
+
+
+def mc_mean(x):
+    """Sample mean and its Monte Carlo standard error ``sd / √ESS``."""
+    x = _chains(x)
+    return float(x.mean()), float(x.std() / np.sqrt(ess_mean(x)))
+
+
+def mc_var(x, mean=None):
+    """Sample variance and its Monte Carlo standard error.
+
+    The variance is the mean of ``(x − x̄)²``; its error is that of a mean of a
+    correlated series, ``sd((x − x̄)²) / √ESS``.  Pass the known ``mean`` to centre
+    on it instead of the sample mean.
+    """
+    x = _chains(x)
+    d2 = (x - (x.mean() if mean is None else mean)) ** 2
+    return mc_mean(d2)
+
+
+def z_score(a, se_a, b, se_b=0.0) -> float:
+    """``|a − b| / √(se_a² + se_b²)``: the two-sample (or one-sample) z statistic."""
+    return abs(a - b) / float(np.hypot(se_a, se_b))
