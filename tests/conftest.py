@@ -1,12 +1,17 @@
-"""Shared pytest configuration: one thread per worker, and the ``backend`` fixture.
+"""Shared pytest configuration: one thread per worker, cheap XLA compiles, and the
+``backend`` fixture.
 
 CI runs the suite with ``pytest -n 2`` on two cores; letting torch and XLA
-spawn a thread pool per worker would oversubscribe them.
+spawn a thread pool per worker would oversubscribe them.  Every new NumPyro
+kernel configuration is compiled once, and on these tiny programs XLA's
+backend optimisation costs more time (about 2 s per compile) than it saves.
 """
 
 import os
 
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault(
+    "XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+)
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402

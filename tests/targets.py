@@ -13,6 +13,8 @@ Carlo standard errors, which the tests use as ground truth and tolerances.
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 import scipy.linalg
 
@@ -29,10 +31,14 @@ __all__ = [
     "conjugate_posterior",
     "logistic_model",
     "logistic_data",
+    "logistic_gradient_noise",
+    "nuts_draws",
     "mc_mean",
     "mc_var",
     "ess_mean",
     "z_score",
+    "sample_gaussian",
+    "replica_chains",
 ]
 
 BACKENDS = ("pyro", "numpyro")
@@ -56,26 +62,43 @@ def as_array(backend: str, x):
 def gaussian_potential(backend: str, mu, var, site: str = "x"):
     """Potential ``U(z) = Σ (z[site] − μ)² / (2 σ²)`` of ``N(μ, diag σ²)``.
 
-    ``mu`` and ``var`` broadcast to the site's shape.  The function body uses
-    only operators and ``.sum()``, so it is the same code for both backends.
+    ``mu`` and ``var`` broadcast to the site's shape.  Several independent
+    Gaussian sites: pass ``mu`` and ``var`` as ``{site: array}`` dicts (``site``
+    is then ignored).  The function body uses only operators and ``.sum()``,
+    so it is the same code for both backends.
     """
-    mu_b = as_array(backend, mu)
-    half_prec = as_array(backend, 0.5 / np.asarray(var, dtype=float))
+    mu, var = _by_site(mu, var, site)
+    mu_b = {k: as_array(backend, v) for k, v in mu.items()}
+    half_prec = {k: as_array(backend, 0.5 / np.asarray(var[k], dtype=float)) for k in mu}
 
     def potential_fn(z):
-        d = z[site] - mu_b
-        return (d * d * half_prec).sum()
+        total = 0.0
+        for k in mu_b:
+            d = z[k] - mu_b[k]
+            total = total + (d * d * half_prec[k]).sum()
+        return total
 
     return potential_fn
 
 
 def gaussian_init(backend: str, mu, var, temperature: float, seed: int = 0, site: str = "x") -> dict:
     """Initial parameters drawn exactly from the tempered target ``N(μ, T σ²)``, so a
-    chain starts (up to the O(ε²) discretisation bias) at stationarity."""
-    mu = np.asarray(mu, dtype=float)
-    var = np.broadcast_to(np.asarray(var, dtype=float), mu.shape)
-    x = mu + np.sqrt(temperature * var) * np.random.default_rng(seed).standard_normal(mu.shape)
-    return {site: as_array(backend, x)}
+    chain starts (up to the O(ε²) discretisation bias) at stationarity.
+    ``mu`` and ``var`` may be ``{site: array}`` dicts as in :func:`gaussian_potential`."""
+    mu, var = _by_site(mu, var, site)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for k in mu:
+        m = np.asarray(mu[k], dtype=float)
+        v = np.broadcast_to(np.asarray(var[k], dtype=float), m.shape)
+        out[k] = as_array(backend, m + np.sqrt(temperature * v) * rng.standard_normal(m.shape))
+    return out
+
+
+def _by_site(mu, var, site):
+    if isinstance(mu, Mapping):
+        return dict(mu), dict(var)
+    return {site: mu}, {site: var}
 
 
 def anisotropic_gaussian(dim: int = 10):
@@ -163,10 +186,13 @@ def _ppl(backend: str):
     raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
 
 
-def conjugate_model(backend: str):
+def conjugate_model(backend: str, replicas: int | None = None):
     """``θ ~ N(m₀, s₀²)``, ``y_i ~ N(θ, σ²)`` (known σ), in the backend's language.
 
-    Call as ``model(y, prior_loc, prior_scale, noise_scale, subsample_size=None)``.
+    Call as ``model(y, prior_loc, prior_scale, noise_scale, subsample_size=None)``
+    with ``y`` of shape ``(n,)``.  With ``replicas=K``, θ has shape ``(K,)``: K
+    independent copies of the same posterior (each sees all the data), i.e. K
+    chains in one run.
     """
     ppl, dist = _ppl(backend)
 
@@ -175,7 +201,13 @@ def conjugate_model(backend: str):
         with ppl.plate("data", y.shape[0], subsample_size=subsample_size) as idx:
             ppl.sample("obs", dist.Normal(theta, noise_scale), obs=y[idx])
 
-    return model
+    def replicated_model(y, prior_loc, prior_scale, noise_scale, subsample_size=None):
+        with ppl.plate("replicas", replicas, dim=-1):
+            theta = ppl.sample("theta", dist.Normal(prior_loc, prior_scale))
+            with ppl.plate("data", y.shape[0], subsample_size=subsample_size, dim=-2) as idx:
+                ppl.sample("obs", dist.Normal(theta, noise_scale), obs=y[idx][:, None])
+
+    return model if replicas is None else replicated_model
 
 
 def conjugate_data(n: int = 10, theta: float = 0.7, noise_scale: float = 2.0, seed: int = 0) -> np.ndarray:
@@ -231,6 +263,45 @@ def logistic_data(n: int = 200, d: int = 2, seed: int = 0):
     return X, y
 
 
+def logistic_gradient_noise(X, y, params, subsample_size: int) -> np.ndarray:
+    """Covariance V of the minibatch estimate of ∇ log p(D|θ) for :func:`logistic_model`,
+    averaged over the parameter draws ``params`` (rows ``[w..., b]``).
+
+    The estimate ``(N/B) Σ_batch ∇ log p(y_i|x_i, θ)`` of a batch drawn without
+    replacement has covariance ``N² S² (1 − B/N) / B`` with ``S²`` the sample
+    covariance of the per-datum gradients.
+    """
+    X, y = np.asarray(X, dtype=float), np.asarray(y, dtype=float)
+    n, b = X.shape[0], subsample_size
+    xa = np.c_[X, np.ones(n)]
+    v = np.zeros((xa.shape[1],) * 2)
+    for theta in np.atleast_2d(params):
+        g = xa * (y - 1.0 / (1.0 + np.exp(-xa @ theta)))[:, None]
+        v += np.cov(g.T)
+    return n * n * (v / len(np.atleast_2d(params))) * (1.0 - b / n) / b
+
+
+def nuts_draws(backend: str, model, model_args=(), *, num_samples: int, num_warmup: int, seed: int = 0) -> dict:
+    """Reference draws ``{site: (chain, draw, ...)}`` from the backend's own NUTS."""
+    from ppl_kernels._host import get_draws
+
+    if backend == "pyro":
+        import pyro
+        from pyro.infer import MCMC, NUTS
+
+        pyro.set_rng_seed(seed)
+        mcmc = MCMC(NUTS(model, jit_compile=True, ignore_jit_warnings=True), num_samples=num_samples,
+                    warmup_steps=num_warmup, disable_progbar=True)
+        mcmc.run(*model_args)
+    else:
+        import jax
+        from numpyro.infer import MCMC, NUTS
+
+        mcmc = MCMC(NUTS(model), num_samples=num_samples, num_warmup=num_warmup, progress_bar=False)
+        mcmc.run(jax.random.PRNGKey(seed), *model_args)
+    return get_draws(mcmc)
+
+
 # -- Monte Carlo error ---------------------------------------------------------------------
 def _chains(x) -> np.ndarray:
     x = np.asarray(x, dtype=float)
@@ -260,6 +331,36 @@ def mc_var(x, mean=None):
     x = _chains(x)
     d2 = (x - (x.mean() if mean is None else mean)) ** 2
     return mc_mean(d2)
+
+
+def replica_chains(x) -> np.ndarray:
+    """Draws ``(chain, draw, K, ...)`` of a site holding ``K`` independent replicas
+    as ``(chain * K, draw, ...)``: each replica is one more chain for ESS."""
+    x = np.asarray(x, dtype=float)
+    x = np.moveaxis(x, 2, 1)
+    return x.reshape((-1,) + x.shape[2:])
+
+
+def sample_gaussian(backend: str, mu, var, kernel_kwargs: dict, *, num_samples: int, num_warmup: int = 0,
+                    seed: int = 0, site: str = "x"):
+    """Run SGHMC on ``N(μ, diag σ²)`` (potential form) started from an exact draw of
+    the tempered target; return ``(draws, stats)`` as numpy arrays.
+
+    ``draws`` has shape ``(chain, draw) + μ.shape`` (a ``{site: array}`` dict when
+    ``mu`` and ``var`` are dicts); ``stats`` is :func:`ppl_kernels._host.get_stats`
+    of the run.
+    """
+    from ppl_kernels import runner
+    from ppl_kernels._host import get_draws, get_stats
+
+    temperature = kernel_kwargs.get("temperature", 1.0)
+    mcmc = runner.sample(
+        backend, potential_fn=gaussian_potential(backend, mu, var, site),
+        init_params=gaussian_init(backend, mu, var, temperature, seed, site), kernel_kwargs=kernel_kwargs,
+        num_samples=num_samples, num_warmup=num_warmup, seed=seed,
+    )
+    draws = get_draws(mcmc)
+    return (draws if isinstance(mu, Mapping) else draws[site]), get_stats(mcmc)
 
 
 def z_score(a, se_a, b, se_b=0.0) -> float:
