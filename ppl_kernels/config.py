@@ -176,10 +176,17 @@ def resolve_site_values(name: str, spec, sites: Mapping[str, tuple]) -> dict[str
     out = {}
     for s, shape in sites.items():
         v = spec.get(s, 1.0)
-        if np.ndim(v) and np.broadcast_shapes(np.shape(v), tuple(shape)) != tuple(shape):
+        if np.ndim(v) and not _broadcasts_to(np.shape(v), tuple(shape)):
             raise ValueError(f"{name}[{s!r}] has shape {np.shape(v)}, which does not broadcast to the site shape {tuple(shape)}")
         out[s] = v
     return out
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:  # numpy's own message names neither the argument nor the site
+        return False
 
 
 def check_latent_site(name: str, is_discrete: bool, in_subsampled_plate: str | None) -> None:

@@ -184,5 +184,11 @@ def from_dict(d: dict[str, Any]) -> Schedule:
 
 
 def schedule_min(s: Schedule) -> float:
-    """Smallest value a schedule takes (used for validation)."""
-    return s.v if isinstance(s, Constant) else min(s.v_min, s.v_max)
+    """Smallest value a schedule takes (used for validation).
+
+    A cyclical value is monotone over a cycle and never reaches ``v_min``
+    itself, so ``cyclical(v_max)`` (``v_min = 0``) is a valid step size.
+    """
+    if isinstance(s, Constant):
+        return s.v
+    return min(s.value(0), s.value(s.cycle_length - 1))

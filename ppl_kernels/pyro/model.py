@@ -56,16 +56,21 @@ def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict
     from pyro.infer.autoguide.initialization import InitMessenger
 
     fixed = poutine.condition(model, data=first_indices(plates))
-    tr = poutine.trace(InitMessenger(init_strategy)(fixed)).get_trace(*model_args, **model_kwargs)
     sub_names = {p.name for p in plates}
-    out = {}
-    for name, site in tr.nodes.items():
-        if site["type"] != "sample" or site["is_observed"] or _is_subsample(site):
-            continue
-        in_plate = next((f.name for f in site["cond_indep_stack"] if f.name in sub_names), None)
-        check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate)
-        out[name] = site
-    return out
+
+    def checked(tr):
+        out = {}
+        for name, site in tr.nodes.items():
+            if site["type"] != "sample" or site["is_observed"] or _is_subsample(site):
+                continue
+            in_plate = next((f.name for f in site["cond_indep_stack"] if f.name in sub_names), None)
+            check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate)
+            out[name] = site
+        return out
+
+    # Check a plain trace first: Pyro's init strategies reject discrete sites with their own autoguide-worded error.
+    checked(poutine.trace(fixed).get_trace(*model_args, **model_kwargs))
+    return checked(poutine.trace(InitMessenger(init_strategy)(fixed)).get_trace(*model_args, **model_kwargs))
 
 
 def transforms_of(sites: dict) -> dict:

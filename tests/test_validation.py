@@ -1,0 +1,193 @@
+"""Every invalid argument raises ``ValueError`` naming the argument and the value,
+early (at construction, or at setup/init for what needs the model), in both backends."""
+
+import numpy as np
+import pytest
+from targets import as_array, gaussian_potential
+
+from ppl_kernels import schedules
+
+
+def _kernel_class(backend):
+    if backend == "pyro":
+        from ppl_kernels.pyro import SGHMC
+    else:
+        from ppl_kernels.numpyro import SGHMC
+    return SGHMC
+
+
+def _ppl(backend):
+    if backend == "pyro":
+        import pyro
+        import pyro.distributions as dist
+    else:
+        import numpyro as pyro
+        import numpyro.distributions as dist
+    return pyro, dist
+
+
+def _setup(backend, kernel, init_params=None):
+    """What the host's ``MCMC`` does before the first draw: ``setup`` (Pyro) / ``init`` (NumPyro)."""
+    if backend == "pyro":
+        kernel.initial_params = init_params
+        kernel.setup(0)
+    else:
+        import jax
+
+        kernel.init(jax.random.PRNGKey(0), 0, init_params=init_params)
+
+
+# (keyword arguments, argument name, how the value shows in the message)
+BAD_KWARGS = [
+    (dict(temperature=-0.5), "temperature", "-0.5"),
+    (dict(temperature=float("nan")), "temperature", "nan"),
+    (dict(temperature="hot"), "temperature", "'hot'"),
+    (dict(temperature=0.0, tempering="likelihood"), "temperature", "likelihood"),
+    (dict(tempering="prior"), "tempering", "'prior'"),
+    (dict(tempering=None), "tempering", "None"),
+    (dict(step_size=-0.1), "step_size", "-0.1"),
+    (dict(step_size=0.0), "step_size", "0.0"),
+    (dict(step_size=schedules.cyclical(0.1, -0.1, cycle_length=10)), "step_size", "v_min=-0.1"),
+    (dict(num_steps=0), "num_steps", "0"),
+    (dict(num_steps=-3), "num_steps", "-3"),
+    (dict(num_steps=2.5), "num_steps", "2.5"),
+    (dict(num_steps="10"), "num_steps", "'10'"),
+    (dict(num_steps=True), "num_steps", "True"),
+    (dict(mass=-1.0), "mass", "-1.0"),
+    (dict(mass=0.0), "mass", "0.0"),
+    (dict(mass={"x": -2.0}), "mass['x']", "-2.0"),
+    (dict(mass={"x": np.array([1.0, -1.0])}), "mass['x']", "-1."),
+    (dict(friction=-0.3), "friction", "-0.3"),
+    (dict(friction={"x": -0.3}), "friction['x']", "-0.3"),
+    (dict(friction={"x": float("inf")}), "friction['x']", "inf"),
+    (dict(boost=0.0), "boost", "0.0"),
+    (dict(friction_scale=-2.0), "friction_scale", "-2.0"),
+    (dict(resample_scale=-0.1), "resample_scale", "-0.1"),
+    (dict(resample_scale=schedules.cyclical(0.5, -0.5, cycle_length=4)), "resample_scale", "v_min=-0.5"),
+    (dict(explore_noise="no"), "explore_noise", "'no'"),
+]
+
+
+@pytest.mark.parametrize("kwargs, name, shown", BAD_KWARGS, ids=[f"{n}={s}" for _, n, s in BAD_KWARGS])
+def test_bad_argument_raises_at_construction(backend, kwargs, name, shown):
+    SGHMC = _kernel_class(backend)
+    potential_fn = gaussian_potential(backend, 0.0, 1.0)
+    with pytest.raises(ValueError) as err:
+        SGHMC(potential_fn=potential_fn, **kwargs)
+    assert name in str(err.value) and shown in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(temperature=0.0),  # T = 0 is the noise-free limit, allowed with posterior tempering
+        dict(resample_scale=0.0),  # β = 0 resets the momentum to zero
+        dict(step_size=schedules.cyclical(0.1)),  # v_min = 0 is never reached: every draw has ε > 0
+        dict(resample_scale=schedules.cyclical(0.5)),
+        dict(mass={"x": np.array([1.0, 2.0])}, friction={"x": 0.5}),
+    ],
+)
+def test_valid_edge_values_are_accepted(backend, kwargs):
+    SGHMC = _kernel_class(backend)
+    kernel = SGHMC(potential_fn=gaussian_potential(backend, 0.0, 1.0), **kwargs)
+    _setup(backend, kernel, {"x": as_array(backend, [0.1, 0.2])})
+
+
+def test_model_and_potential_fn_are_exclusive(backend):
+    SGHMC = _kernel_class(backend)
+    with pytest.raises(ValueError, match="model"):
+        SGHMC()
+    with pytest.raises(ValueError, match="model"):
+        SGHMC(lambda: None, potential_fn=gaussian_potential(backend, 0.0, 1.0))
+
+
+def test_likelihood_tempering_needs_a_model(backend):
+    SGHMC = _kernel_class(backend)
+    with pytest.raises(ValueError) as err:
+        SGHMC(potential_fn=gaussian_potential(backend, 0.0, 1.0), tempering="likelihood", temperature=0.5)
+    assert "tempering" in str(err.value) and "likelihood" in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["mass", "friction"])
+def test_unknown_site_in_per_site_dict(backend, name):
+    SGHMC = _kernel_class(backend)
+    kernel = SGHMC(potential_fn=gaussian_potential(backend, 0.0, 1.0), **{name: {"x": 1.0, "w": 2.0}})
+    with pytest.raises(ValueError) as err:
+        _setup(backend, kernel, {"x": as_array(backend, [0.1, 0.2])})
+    assert name in str(err.value) and "'w'" in str(err.value)
+
+
+def test_per_site_array_of_wrong_shape(backend):
+    SGHMC = _kernel_class(backend)
+    kernel = SGHMC(potential_fn=gaussian_potential(backend, 0.0, 1.0), mass={"x": np.ones(3)})
+    with pytest.raises(ValueError) as err:
+        _setup(backend, kernel, {"x": as_array(backend, [0.1, 0.2])})
+    assert "mass['x']" in str(err.value) and "(3,)" in str(err.value)
+
+
+def test_potential_fn_needs_initial_params(backend):
+    SGHMC = _kernel_class(backend)
+    with pytest.raises(ValueError, match="init"):
+        _setup(backend, SGHMC(potential_fn=gaussian_potential(backend, 0.0, 1.0)))
+
+
+def _discrete_model(backend):
+    pyro, dist = _ppl(backend)
+
+    def model():
+        z = pyro.sample("z", dist.Bernoulli(0.5))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=as_array(backend, 0.3))
+
+    return model
+
+
+def _local_latent_model(backend):
+    pyro, dist = _ppl(backend)
+
+    def model(y):
+        mu = pyro.sample("mu", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", y.shape[0], subsample_size=2) as idx:
+            eta = pyro.sample("eta", dist.Normal(mu, 1.0))
+            pyro.sample("obs", dist.Normal(eta, 1.0), obs=y[idx])
+
+    return model
+
+
+@pytest.mark.parametrize(
+    "make, args, shown",
+    [(_discrete_model, (), "'z'"), (_local_latent_model, (np.arange(4.0),), "'eta'")],
+    ids=["discrete", "local-latent"],
+)
+def test_unsupported_latent_site_raises_at_setup(backend, make, args, shown):
+    SGHMC = _kernel_class(backend)
+    args = tuple(as_array(backend, a) for a in args)
+    kernel = SGHMC(make(backend))  # construction cannot see the model's sites: no error yet
+    with pytest.raises(ValueError) as err:
+        if backend == "pyro":
+            kernel.setup(0, *args)
+        else:
+            import jax
+
+            kernel.init(jax.random.PRNGKey(0), 0, model_args=args)
+    assert shown in str(err.value) and "latent site" in str(err.value)
+    # nothing was set up for the dynamics, so no step could run
+    assert kernel._static is None
+
+
+def test_discrete_site_raises_through_mcmc(backend):
+    """The user-facing path: ``MCMC.run`` raises the kernel's error before any draw."""
+    model = _discrete_model(backend)
+    SGHMC = _kernel_class(backend)
+    if backend == "pyro":
+        from pyro.infer import MCMC
+
+        mcmc = MCMC(SGHMC(model), num_samples=2, disable_progbar=True)
+        with pytest.raises(ValueError, match="latent site 'z' is discrete"):
+            mcmc.run()
+    else:
+        import jax
+        from numpyro.infer import MCMC
+
+        mcmc = MCMC(SGHMC(model), num_warmup=0, num_samples=2, progress_bar=False)
+        with pytest.raises(ValueError, match="latent site 'z' is discrete"):
+            mcmc.run(jax.random.PRNGKey(0))
