@@ -20,6 +20,7 @@ import scipy.linalg
 
 __all__ = [
     "BACKENDS",
+    "CONJUGATE",
     "as_array",
     "gaussian_potential",
     "gaussian_init",
@@ -38,10 +39,14 @@ __all__ = [
     "ess_mean",
     "z_score",
     "sample_gaussian",
+    "sample_conjugate",
     "replica_chains",
 ]
 
 BACKENDS = ("pyro", "numpyro")
+
+#: Prior and noise of the conjugate test problem: θ ~ N(0, 1), y_i ~ N(θ, 2²).
+CONJUGATE = dict(prior_loc=0.0, prior_scale=1.0, noise_scale=2.0)
 
 
 # -- arrays ----------------------------------------------------------------------------
@@ -361,6 +366,22 @@ def sample_gaussian(backend: str, mu, var, kernel_kwargs: dict, *, num_samples: 
     )
     draws = get_draws(mcmc)
     return (draws if isinstance(mu, Mapping) else draws[site]), get_stats(mcmc)
+
+
+def sample_conjugate(backend: str, kernel_kwargs: dict, *, replicas: int = 64, num_samples: int,
+                     num_warmup: int, seed: int = 0):
+    """Run SGHMC on :func:`conjugate_model` with ``replicas`` copies of θ, the data of
+    :func:`conjugate_data` and the prior and noise of :data:`CONJUGATE`; return ``(theta, stats)`` with
+    ``theta`` as ``(replicas, draw)`` chains (:func:`replica_chains`)."""
+    from ppl_kernels import runner
+    from ppl_kernels._host import get_draws, get_stats
+
+    mcmc = runner.sample(
+        backend, model=conjugate_model(backend, replicas=replicas),
+        model_args=(as_array(backend, conjugate_data()), *CONJUGATE.values()), kernel_kwargs=kernel_kwargs,
+        num_samples=num_samples, num_warmup=num_warmup, seed=seed,
+    )
+    return replica_chains(get_draws(mcmc)["theta"]), get_stats(mcmc)
 
 
 def z_score(a, se_a, b, se_b=0.0) -> float:

@@ -11,7 +11,15 @@ within ``Z_MAX`` ESS-based standard errors.
 import numpy as np
 import pytest
 
-from targets import exact_cycle_mean_var, exact_stationary_cov, mc_mean, mc_var, replica_chains, sample_gaussian, z_score
+from targets import (
+    exact_cycle_mean_var,
+    exact_stationary_cov,
+    mc_mean,
+    mc_var,
+    replica_chains,
+    sample_gaussian,
+    z_score,
+)
 
 Z_MAX = 5.0
 
