@@ -121,16 +121,20 @@ class Cyclical(Schedule):
     explore_fraction: float
     kind = "cyclical"
 
-    def _position(self, k):
-        return (k % self.cycle_length) / self.cycle_length
+    def _position(self, k, xp):
+        j = k % self.cycle_length
+        if xp is not _MATH:
+            # JAX divides int32 by int in float32 even with x64 enabled
+            j = xp.asarray(j, dtype=float)
+        return j / self.cycle_length
 
     def value(self, k, xp=None):
         xp = _MATH if xp is None else xp
-        return self.v_min + 0.5 * (self.v_max - self.v_min) * (xp.cos(xp.pi * self._position(k)) + 1.0)
+        return self.v_min + 0.5 * (self.v_max - self.v_min) * (xp.cos(xp.pi * self._position(k, xp)) + 1.0)
 
     def phase(self, k, xp=None):
         xp = _MATH if xp is None else xp
-        return xp.where(self._position(k) < self.explore_fraction, EXPLORE, SAMPLE)
+        return xp.where(self._position(k, xp) < self.explore_fraction, EXPLORE, SAMPLE)
 
 
 def _check_real(name, value, *, minimum=None, strict=False):

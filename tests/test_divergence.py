@@ -1,0 +1,58 @@
+"""A draw that meets a non-finite potential or gradient is flagged ``diverging``,
+the chain stays at the draw's starting point, and no earlier draw is touched."""
+
+import numpy as np
+from targets import as_array
+
+from ppl_kernels import runner
+from ppl_kernels._host import get_draws, get_stats
+
+EDGE = 3.0  # the potential is NaN beyond x = EDGE
+KERNEL = dict(step_size=0.05, num_steps=10, temperature=0.01, friction=1.0)
+NUM_SAMPLES = 10
+
+
+def _cliff(z):
+    """``U = −x + √(EDGE − x)``: the force ``1 + 1 / (2√(EDGE − x))`` drives x into the
+    edge, where the gradient becomes infinite, and beyond it U and ∇U are NaN."""
+    x = z["x"]
+    return (-x + (EDGE - x) ** 0.5).sum()
+
+
+def _run(backend, num_samples):
+    return runner.sample(
+        backend, potential_fn=_cliff, init_params={"x": as_array(backend, [0.0])}, kernel_kwargs=KERNEL,
+        num_samples=num_samples, num_warmup=2, seed=3,
+    )
+
+
+def test_divergence_is_flagged_and_earlier_draws_kept(backend):
+    mcmc = _run(backend, NUM_SAMPLES)
+    x = get_draws(mcmc)["x"][0, :, 0]
+    stats = get_stats(mcmc)
+    diverging = stats["diverging"][0]
+    assert diverging.any(), "the chain never reached the edge"
+    first = int(np.argmax(diverging))
+    # the edge is reached only after a few draws (about 0.5 per draw from x = 0)
+    assert first >= 3
+    assert not diverging[:first].any()
+    assert np.all(np.diff(x[:first]) > 0) and np.all(x[:first] < EDGE)
+
+    # a diverging draw leaves the chain where the draw started, finite
+    assert np.isfinite(x).all()
+    for i in np.flatnonzero(diverging):
+        assert x[i] == x[i - 1]
+    for name, values in stats.items():
+        if values.dtype.kind == "f" and name != "resample_scale":  # NaN there means "no resampling"
+            assert np.isfinite(values).all(), name
+    # the force always points at the edge, so at T ≈ 0 every later draw meets it again
+    assert diverging[first:].all()
+
+    # the draws before the divergence are exactly those of a run that stops before it
+    short = _run(backend, first)
+    np.testing.assert_array_equal(get_draws(short)["x"][0, :, 0], x[:first])
+    assert not get_stats(short)["diverging"].any()
+
+    if backend == "pyro":
+        # Pyro's MCMC reports divergences from the kernel's diagnostics, as for HMC
+        assert mcmc.diagnostics()["divergences"]["chain 0"] == np.flatnonzero(diverging).tolist()
