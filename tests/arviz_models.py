@@ -1,0 +1,106 @@
+"""Small models for the ArviZ / diagnostics / comparison tests, in both backends.
+
+Every model is a top-level function so that it pickles by reference into the
+worker processes of :func:`ppl_kernels.temperature_sweep`.  The Pyro and
+NumPyro versions are the same model line by line; ``batch=None`` gives the
+full-data model, ``batch=B`` the same model with a subsampled plate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+N_TRAIN, N_TEST, DIM, NUM_CLASSES = 120, 40, 3, 3
+
+_rng = np.random.default_rng(20240601)
+X_ALL = _rng.normal(size=(N_TRAIN + N_TEST, DIM)).astype(np.float32)
+W_TRUE = np.array([1.0, -0.5, 0.25], np.float32)
+Y_REG_ALL = (X_ALL @ W_TRUE + 0.3 + 0.5 * _rng.normal(size=N_TRAIN + N_TEST)).astype(np.float32)
+_logits = X_ALL @ np.array([[2.0, -1.0, 0.0], [0.0, 1.5, -1.5], [-1.0, 0.0, 1.0]], np.float32)
+Y_CLS_ALL = np.array([_rng.choice(NUM_CLASSES, p=np.exp(l) / np.exp(l).sum()) for l in _logits], np.int64)
+
+X_TRAIN, X_TEST = X_ALL[:N_TRAIN], X_ALL[N_TRAIN:]
+Y_REG_TRAIN, Y_REG_TEST = Y_REG_ALL[:N_TRAIN], Y_REG_ALL[N_TRAIN:]
+Y_CLS_TRAIN, Y_CLS_TEST = Y_CLS_ALL[:N_TRAIN], Y_CLS_ALL[N_TRAIN:]
+
+
+# -- NumPyro ------------------------------------------------------------------------------
+def linreg_numpyro(X, y=None, batch=None):
+    """Bayesian linear regression (a positive-constrained noise scale, a deterministic site)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+    b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
+    numpyro.deterministic("w_norm", (w**2).sum())
+    with numpyro.plate("data", X.shape[0], subsample_size=batch) as idx:
+        numpyro.sample("obs", dist.Normal(X[idx] @ w + b, sigma), obs=None if y is None else y[idx])
+
+
+def softmax_numpyro(X, y=None, batch=None):
+    """Multinomial logistic regression (class probabilities for held-out accuracy / NLL)."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    W = numpyro.sample("W", dist.Normal(0.0, 1.0).expand([X.shape[1], NUM_CLASSES]).to_event(2))
+    with numpyro.plate("data", X.shape[0], subsample_size=batch) as idx:
+        numpyro.sample("y", dist.Categorical(logits=X[idx] @ W), obs=None if y is None else y[idx])
+
+
+# -- Pyro ---------------------------------------------------------------------------------
+def linreg_pyro(X, y=None, batch=None):
+    """The Pyro twin of :func:`linreg_numpyro`."""
+    import pyro
+    import pyro.distributions as dist
+
+    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+    b = pyro.sample("b", dist.Normal(0.0, 1.0))
+    sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+    pyro.deterministic("w_norm", (w**2).sum())
+    with pyro.plate("data", X.shape[0], subsample_size=batch) as idx:
+        pyro.sample("obs", dist.Normal(X[idx] @ w + b, sigma), obs=None if y is None else y[idx])
+
+
+def softmax_pyro(X, y=None, batch=None):
+    """The Pyro twin of :func:`softmax_numpyro`."""
+    import pyro
+    import pyro.distributions as dist
+
+    W = pyro.sample("W", dist.Normal(0.0, 1.0).expand([X.shape[1], NUM_CLASSES]).to_event(2))
+    with pyro.plate("data", X.shape[0], subsample_size=batch) as idx:
+        pyro.sample("y", dist.Categorical(logits=X[idx] @ W), obs=None if y is None else y[idx])
+
+
+MODELS = {
+    ("linreg", "numpyro"): linreg_numpyro,
+    ("linreg", "pyro"): linreg_pyro,
+    ("softmax", "numpyro"): softmax_numpyro,
+    ("softmax", "pyro"): softmax_pyro,
+}
+
+
+def as_backend(backend, *arrays):
+    """The arrays as the backend's array type (torch tensors, jax arrays)."""
+    if backend == "pyro":
+        import torch
+
+        return tuple(torch.as_tensor(a) for a in arrays)
+    import jax.numpy as jnp
+
+    return tuple(jnp.asarray(a) for a in arrays)
+
+
+def regression_args(backend, batch=None, split="train"):
+    X, y = (X_TRAIN, Y_REG_TRAIN) if split == "train" else (X_TEST, Y_REG_TEST)
+    return (*as_backend(backend, X, y), batch)
+
+
+def classification_args(backend, batch=None, split="train"):
+    X, y = (X_TRAIN, Y_CLS_TRAIN) if split == "train" else (X_TEST, Y_CLS_TEST)
+    return (*as_backend(backend, X, y), batch)
+
+
+def gaussian_potential(z):
+    """U(θ) = ‖θ‖²/2 over a dict of arrays: a standard normal, in either backend."""
+    return sum((v * v).sum() for v in z.values()) / 2.0
