@@ -1,0 +1,31 @@
+"""Small helpers shared by the example scripts (argument parsing, figure files)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def parser(description: str, default_out: str, *, backend: bool = True) -> argparse.ArgumentParser:
+    """The options every example has: ``--quick``, ``--out``, ``--seed`` (and ``--backend``)."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="a few seconds of sampling (for tests), not the full study")
+    p.add_argument("--out", type=Path, default=Path("figures") / default_out, help="folder for the figures")
+    p.add_argument("--seed", type=int, default=0)
+    if backend:
+        p.add_argument("--backend", choices=("numpyro", "pyro"), default="numpyro")
+    return p
+
+
+def save(fig, out: Path, name: str) -> Path:
+    """Write ``fig`` as a small PNG (docs keep these under 200 KB) and close it."""
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
