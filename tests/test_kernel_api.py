@@ -120,6 +120,27 @@ def test_pyro_two_chains_in_worker_processes(monkeypatch):
         np.testing.assert_allclose(diag["theta_sq_norm"][f"chain {c}"].numpy(), sq, rtol=1e-5)
 
 
+def test_pyro_two_chains_sequential_fallback(monkeypatch):
+    """On a 2-core machine Pyro draws two chains one after the other with one kernel
+    object: each chain's setup must start fresh statistics."""
+    import pyro
+    import pyro.infer.mcmc.api as api
+    from pyro.infer import MCMC
+
+    from ppl_kernels.pyro import SGHMC
+
+    monkeypatch.setattr(api.mp, "cpu_count", lambda: 2)
+    pyro.set_rng_seed(3)
+    with pytest.warns(UserWarning, match="sequentially"):
+        mcmc = MCMC(SGHMC(pyro_model, **KERNEL), num_samples=NUM_SAMPLES, warmup_steps=NUM_WARMUP, num_chains=2,
+                    disable_progbar=True)
+    mcmc.run(_data("pyro"))
+    loc = mcmc.get_samples(group_by_chain=True)["loc"]
+    assert loc.shape == (2, NUM_SAMPLES)
+    assert np.all(loc[0].numpy() != loc[1].numpy())
+    _check_pyro_diagnostics(mcmc.diagnostics(), num_chains=2)
+
+
 def test_pyro_streaming_mcmc():
     import pyro
     from pyro.infer.mcmc.api import StreamingMCMC
@@ -138,12 +159,15 @@ def test_pyro_streaming_mcmc():
         assert diag[name]["chain 0"].shape == (NUM_SAMPLES,)
 
 
-def _rss_mib():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+def _memory_rss():
+    """``benchmarks/memory_rss.py`` as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "memory_rss.py")
+    spec = importlib.util.spec_from_file_location("memory_rss", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_pyro_memory_does_not_grow_with_steps():
@@ -160,10 +184,11 @@ def test_pyro_memory_does_not_grow_with_steps():
     z = kernel.initial_params
     for _ in range(10):  # 10³ steps
         z = kernel.sample(z)
-    before = _rss_mib()
+    rss_mib = _memory_rss().rss_mib
+    before = rss_mib()
     for _ in range(90):  # 10⁴ steps in all
         z = kernel.sample(z)
-    assert _rss_mib() - before < 20.0
+    assert rss_mib() - before < 20.0
     assert kernel._state.i == 100
 
 
