@@ -193,12 +193,15 @@ def test_pyro_memory_does_not_grow_with_steps():
 
 
 # -- NumPyro ---------------------------------------------------------------------------
-def test_numpyro_progress_bar_jit_model_args_print_summary(capsys):
+def test_numpyro_progress_bar_jit_model_args_print_summary(capsys, monkeypatch):
     import jax
     from numpyro.infer import MCMC
 
     from ppl_kernels.numpyro import SGHMC
 
+    # NumPyro silently turns the bar off under CI and pytest-xdist
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     mcmc = MCMC(SGHMC(numpyro_model, **KERNEL), num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES,
                 progress_bar=True, jit_model_args=True)
     mcmc.run(jax.random.PRNGKey(0), _data("numpyro"))
