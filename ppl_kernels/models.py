@@ -26,7 +26,7 @@ gradient while leaving the full-data potential exactly unchanged.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache, reduce
 from typing import Any, Callable
 
@@ -72,13 +72,14 @@ class ModelSpec:
         The model function, called as ``model(*model_args)``.
     model_args : tuple
         ``(X_train, y_train, subsample_size)`` as backend arrays.
-    test_args : tuple or None
-        ``(X_test, y_test, None)`` for the data models (call the model with
-        ``y=None`` to predict), ``None`` for the potentials.
+    test_data : tuple or None
+        ``(X_test, y_test)`` as backend arrays for the data models, ``None``
+        for the potentials (see :meth:`predictions`).
     kernel_kwargs : dict
         Plain-SGHMC keyword arguments that keep this model's runs sane
-        (step size, steps per draw, friction); the norm-adjusting settings are
-        applied on top by the caller.
+        (step size, steps per draw, friction; for the MLP a small initial
+        point, as networks are initialised for training); the norm-adjusting
+        settings are applied on top by the caller.
     num_warmup, num_samples : int
         Default run lengths (draws).
     obs_site : str or None
@@ -96,7 +97,7 @@ class ModelSpec:
     backend: str
     model: Callable
     model_args: tuple
-    test_args: tuple | None
+    test_data: tuple | None
     kernel_kwargs: dict
     num_warmup: int
     num_samples: int
@@ -104,11 +105,14 @@ class ModelSpec:
     num_data: int
     log_density: Callable | None = None
     description: str = ""
-    extra: dict = field(default_factory=dict)
 
-    @property
-    def is_classifier(self) -> bool:
-        return self.test_args is not None
+    def predictions(self) -> dict | None:
+        """The ``predictions=`` argument of :func:`ppl_kernels.to_inference_data`
+        (and of :func:`ppl_kernels.temperature_sweep`) for the held-out data."""
+        if self.test_data is None:
+            return None
+        X, y = self.test_data
+        return {"model_args": (X, None, None), "observed": {self.obs_site: y}}
 
 
 # -- data ------------------------------------------------------------------------------
@@ -345,6 +349,18 @@ def _as_backend(backend: str, *arrays):
     return tuple(None if a is None else jnp.asarray(a) for a in arrays)
 
 
+def _init(name: str, backend: str) -> dict:
+    """The MLP starts near 0 (weights in ±0.1), as a network does before training;
+    the other models use the kernels' default (uniform in ±2, unconstrained)."""
+    if name != "bnn-digits":
+        return {}
+    if backend == "pyro":
+        from pyro.infer.autoguide.initialization import init_to_uniform
+    else:
+        from numpyro.infer import init_to_uniform
+    return {"init_strategy": init_to_uniform(radius=0.1)}
+
+
 def get_model(name: str, backend: str, *, subsample_size: int | None = None) -> ModelSpec:
     """Return the model ``name`` for ``backend`` with its data and kernel defaults.
 
@@ -389,7 +405,6 @@ def get_model(name: str, backend: str, *, subsample_size: int | None = None) -> 
         train = _as_backend(backend, X_tr, y_tr)
         test = _as_backend(backend, X_te, y_te)
         log_density, obs = None, "y"
-        extra = {"X_test": X_te, "y_test": y_te, "X_train": X_tr, "y_train": y_tr}
     else:
         dim = 1 if name == "double-well" else 2
         coef = gradient_noise_coefficients(d["noise_sigma"], dim)
@@ -399,12 +414,11 @@ def get_model(name: str, backend: str, *, subsample_size: int | None = None) -> 
         potential = double_well_potential if name == "double-well" else mixture_2d_potential
         log_density = (lambda th: -potential(th[..., 0])) if dim == 1 else (lambda th: -potential(th))
         obs = None
-        extra = {"noise_sigma": d["noise_sigma"], "dim": dim}
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or not 1 <= batch <= n:
         raise ValueError(f"subsample_size must be an integer in [1, {n}] for {name}, got {subsample_size!r}")
     return ModelSpec(
         name=name, backend=backend, model=_FUNCTIONS[(name, backend)],
-        model_args=(*train, int(batch)), test_args=None if test is None else (*test, None),
-        kernel_kwargs=dict(d["kernel"]), num_warmup=d["num_warmup"], num_samples=d["num_samples"],
-        obs_site=obs, num_data=int(n), log_density=log_density, description=d["description"], extra=extra,
+        model_args=(*train, int(batch)), test_data=test,
+        kernel_kwargs={**d["kernel"], **_init(name, backend)}, num_warmup=d["num_warmup"], num_samples=d["num_samples"],
+        obs_site=obs, num_data=int(n), log_density=log_density, description=d["description"],
     )
