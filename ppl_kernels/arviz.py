@@ -140,8 +140,7 @@ class _NumPyroEvaluator:
             if site["type"] == "deterministic":
                 out[name] = _site_info(name, site, "deterministic", subsampled)
             elif site["type"] == "sample" and not _is_factor(site["fn"]):
-                kind = "latent" if name in draw or not site["is_observed"] else "observed"
-                out[name] = _site_info(name, site, kind, subsampled)
+                out[name] = _site_info(name, site, _kind(name, site, draw), subsampled)
         return out
 
     def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
@@ -191,25 +190,20 @@ class _PyroEvaluator:
         data.update({k: torch.as_tensor(v) for k, v in idx.items()})
         return poutine.trace(poutine.condition(self.model, data=data)).get_trace(*self.args, **self.kwargs)
 
-    def _kinds(self, tr, latent):
-        from pyro.poutine.subsample_messenger import _Subsample
-
-        for name, site in tr.nodes.items():
-            if site["type"] != "sample" or isinstance(site["fn"], _Subsample) or _is_factor(site["fn"]):
-                continue
-            if site["infer"].get("_deterministic"):
-                yield name, site, "deterministic"
-            else:
-                # Conditioning marks the latent sites observed: they are the draw's keys.
-                yield name, site, "latent" if name in latent or not site["is_observed"] else "observed"
-
     def sites(self, draw, idx) -> dict[str, _Site]:
         import torch
+        from pyro.poutine.subsample_messenger import _Subsample
 
         subsampled = {p.name for p in self.plates}
         with torch.no_grad():
             tr = self._trace(draw, idx)
-        return {name: _site_info(name, site, kind, subsampled) for name, site, kind in self._kinds(tr, draw)}
+        out = {}
+        for name, site in tr.nodes.items():
+            if site["type"] != "sample" or isinstance(site["fn"], _Subsample) or _is_factor(site["fn"]):
+                continue
+            kind = "deterministic" if site["infer"].get("_deterministic") else _kind(name, site, draw)
+            out[name] = _site_info(name, site, kind, subsampled)
+        return out
 
     def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
         import torch
@@ -221,11 +215,17 @@ class _PyroEvaluator:
                 # Reproducible per (draw, chunk), and independent between chunks.
                 torch.manual_seed(hash((self.seed, int(draw_id), int(chunk_id))) % 2**63)
                 tr = self._trace({k: v[s] for k, v in draws.items()}, idx)
-                rows.append({n: _site_outputs(tr.nodes[n], w, targets.get(n), torch.movedim) for n, w in requests.items()})
+                rows.append({n: _site_outputs(tr.nodes[n], w, targets.get(n), torch.movedim)
+                             for n, w in requests.items()})
         return {n: {w: np.stack([_to_numpy(r[n][w]) for r in rows]) for w in requests[n]} for n in requests}
 
 
 _EVALUATORS = {"numpyro": _NumPyroEvaluator, "pyro": _PyroEvaluator}
+
+
+def _kind(name, site, draw) -> str:
+    # Conditioning (Pyro) marks the latent sites observed: the latent sites are the draw's keys.
+    return "latent" if name in draw or not site["is_observed"] else "observed"
 
 
 def _is_factor(fn) -> bool:
@@ -241,6 +241,23 @@ def _output_axis(site: _Site, what: str) -> int:
     return site.dim - 1 if what == "classes" else site.dim
 
 
+def _store(out, name, what, arr, row, num_rows, site: _Site, start, n_valid, size):
+    """Write one evaluated chunk into its place in the full output (allocated on first use)."""
+    axis = arr.ndim + _output_axis(site, what) if site.plate is not None else None
+    if axis is not None:
+        arr = np.take(arr, np.arange(n_valid), axis=axis)  # drop the padding
+    dest = out.setdefault(name, {}).get(what)
+    if dest is None:
+        shape = [num_rows, *arr.shape[1:]]
+        if axis is not None:
+            shape[axis] = size
+        dest = out[name][what] = np.empty(shape, arr.dtype)
+    where = [slice(row, row + len(arr))] + [slice(None)] * (arr.ndim - 1)
+    if axis is not None:
+        where[axis] = slice(start, start + n_valid)
+    dest[tuple(where)] = arr
+
+
 def _pointwise(ev, draws, requests, sites, *, chunk_size, draw_chunk_size, targets=None, first_draw_only=()):
     """Evaluate ``requests`` ({site: {what, ...}}) at every draw and, for sites inside a
     subsampled plate, over the whole plate in consecutive chunks of indices.
@@ -254,12 +271,13 @@ def _pointwise(ev, draws, requests, sites, *, chunk_size, draw_chunk_size, targe
     num_draws = len(next(iter(draws.values())))
     width = min(draw_chunk_size, num_draws)
     lengths = {p.name: ev.chunk_length(p, chunk_size) for p in ev.plates}
-    first = {p.name: np.arange(lengths[p.name]) for p in ev.plates}
+    first = _first_indices(ev, chunk_size)
     passes = [p for p in ev.plates if any(sites[n].plate == p.name for n in requests)] or [None]
     out: dict = {}
     for i, plate in enumerate(passes):
         # Sites outside every subsampled plate ride along the first chunk of the first pass.
-        names = [n for n in requests if sites[n].plate == getattr(plate, "name", None) or (i == 0 and sites[n].plate is None)]
+        names = [n for n in requests
+                 if sites[n].plate == getattr(plate, "name", None) or (i == 0 and sites[n].plate is None)]
         size, step = (1, 1) if plate is None else (plate.size, lengths[plate.name])
         for start in range(0, size, step):
             idx, n_valid = dict(first), min(step, size - start)
@@ -272,35 +290,26 @@ def _pointwise(ev, draws, requests, sites, *, chunk_size, draw_chunk_size, targe
                 t = np.asarray(targets[n])
                 axis = t.ndim + sites[n].dim - sites[n].event_dim
                 tgt[n] = t if sites[n].plate is None else np.take(t, idx[plate.name], axis=axis)
-            for d0 in range(0, num_draws if names else 0, draw_chunk_size):
+            # Global sites are kept from the first chunk only; when what is left needs only
+            # the first draw (observed values), one chunk of draws is enough.
+            active = names if start == 0 else [n for n in names if sites[n].plate is not None]
+            per_draw = any((n, w) not in first_draw_only for n in active for w in requests[n])
+            for d0 in range(0, num_draws if per_draw else 1, draw_chunk_size):
                 d1 = min(d0 + draw_chunk_size, num_draws)
                 ids = np.arange(d0, d1)
                 if ev.fixed_draw_chunks:
                     ids = np.concatenate([ids, np.full(width - (d1 - d0), d1 - 1)])
-                res = ev.evaluate({k: v[ids] for k, v in draws.items()}, ids, start, idx, {n: requests[n] for n in names}, tgt)
+                chunk_draws = {k: v[ids] for k, v in draws.items()}
+                res = ev.evaluate(chunk_draws, ids, start, idx, {n: requests[n] for n in names}, tgt)
                 for n in names:
-                    in_plate = sites[n].plate is not None
-                    if not in_plate and start > 0:
+                    if sites[n].plate is None and start > 0:
                         continue
                     for what, arr in res[n].items():
-                        only_first = (n, what) in first_draw_only
-                        if only_first and d0 > 0:
-                            continue
-                        rows = slice(0, 1) if only_first else slice(d0, d1)
-                        arr = _to_numpy(arr)[: rows.stop - rows.start]
-                        axis = arr.ndim + _output_axis(sites[n], what) if in_plate else None
-                        if in_plate:
-                            arr = np.take(arr, np.arange(n_valid), axis=axis)
-                        dest = out.setdefault(n, {}).get(what)
-                        if dest is None:
-                            shape = [1 if only_first else num_draws, *arr.shape[1:]]
-                            if in_plate:
-                                shape[axis] = size
-                            dest = out[n][what] = np.empty(shape, arr.dtype)
-                        sl = [rows] + [slice(None)] * (arr.ndim - 1)
-                        if in_plate:
-                            sl[axis] = slice(start, start + n_valid)
-                        dest[tuple(sl)] = arr
+                        if (n, what) in first_draw_only:
+                            if d0 == 0:
+                                _store(out, n, what, _to_numpy(arr)[:1], 0, 1, sites[n], start, n_valid, size)
+                        else:
+                            _store(out, n, what, _to_numpy(arr)[: d1 - d0], d0, num_draws, sites[n], start, n_valid, size)
     return out
 
 
@@ -419,6 +428,53 @@ def _check_predictions(name, spec):
     return spec
 
 
+def _first_indices(ev, chunk_size) -> dict:
+    return {p.name: np.arange(ev.chunk_length(p, chunk_size)) for p in ev.plates}
+
+
+class _HeldOut:
+    """A ``predictions`` / ``posterior_predictive`` request: checked at construction,
+    laid out as ArviZ variables by :meth:`arrays`."""
+
+    def __init__(self, group, spec, evaluator, model, sites, sample0, seed, chunk_size):
+        self.args = tuple(spec.get("model_args", ()))
+        self.kwargs = dict(spec.get("model_kwargs", {}))
+        self.targets = dict(spec.get("observed", {}))
+        self.spec, self.observed = spec, [n for n, s in sites.items() if s.kind == "observed"]
+        unknown = sorted(set(self.targets) - set(self.observed))
+        if unknown:
+            raise ValueError(f"{group}['observed'] names {unknown}, which are not observed sites {self.observed}")
+        self.ev = evaluator(model, self.args, self.kwargs, seed)
+        p_sites = self.ev.sites(sample0, _first_indices(self.ev, chunk_size))
+        still = [n for n in self.observed if n in p_sites and p_sites[n].kind == "observed"]
+        if still:
+            raise ValueError(
+                f"{group}['model_args'/'model_kwargs'] still observe {still}: leave the observations None "
+                "(give held-out targets as predictions['observed'])"
+            )
+        # The class values come from the training trace (there the site was observed).
+        self.sites = {n: p._replace(support=sites[n].support) if n in sites else p for n, p in p_sites.items()}
+        self.requests = {n: {"value"} | ({"classes"} if sites[n].support is not None else set()) for n in self.observed}
+        for n in self.targets:
+            self.requests[n].add("target")
+
+    def arrays(self, out, dims):
+        """``(arrays, dims, coords)`` of the group from the evaluated ``{site: {what: (chain, draw, ...)}}``."""
+        p_dims, p_coords = dict(self.spec.get("dims", dims)), dict(self.spec.get("coords", {}))
+        arrays = {}
+        for n in self.observed:
+            arrays[n] = out[n]["value"]
+            batch_dims = list(p_dims.get(n, ()))[: arrays[n].ndim - 2 - self.sites[n].event_dim]
+            for what, var, extra in (("classes", f"{n}_class_log_prob", [f"{n}_class"]), ("target", f"{n}_log_density", [])):
+                if what in out[n]:
+                    arrays[var] = out[n][what]
+                    nb = arrays[var].ndim - 2 - len(extra)
+                    p_dims[var] = batch_dims + [f"{n}_dim_{i}" for i in range(len(batch_dims), nb)] + extra
+            if "classes" in out[n]:
+                p_coords[f"{n}_class"] = self.sites[n].support
+        return arrays, p_dims, p_coords
+
+
 def to_inference_data(
     mcmc,
     *,
@@ -529,11 +585,16 @@ def to_inference_data(
     opts = dict(chunk_size=chunk_size, draw_chunk_size=draw_chunk_size)
 
     ev = _EVALUATORS[backend](model, args, kwargs, seed)
-    first = {p.name: np.arange(ev.chunk_length(p, chunk_size)) for p in ev.plates}
     sample0 = {k: _to_numpy(v)[0, 0] for k, v in draws.items()}
-    sites = ev.sites(sample0, first)
+    sites = ev.sites(sample0, _first_indices(ev, chunk_size))
     latent = [n for n, s in sites.items() if s.kind == "latent"]
     observed = [n for n, s in sites.items() if s.kind == "observed"]
+    # Check the held-out specifications before the long passes over the data.
+    held_out = {
+        name: _HeldOut(name, spec, _EVALUATORS[backend], model, sites, sample0, seed + 1, chunk_size)
+        for name, spec in (("posterior_predictive", posterior_predictive), ("predictions", predictions))
+        if spec is not None
+    }
     attrs["unconstrained_shapes"] = _unconstrained_shapes(kernel, backend, {k: draws[k] for k in latent})
     flat = {k: _to_numpy(draws[k]).reshape(num_chains * num_draws, *draws[k].shape[2:]) for k in latent}
 
@@ -541,7 +602,8 @@ def to_inference_data(
     # and (first draw only) their values.
     requests = {n: {"value"} for n, s in sites.items() if s.kind == "deterministic" and s.plate is None}
     requests.update({n: {"value", "log_prob"} if log_likelihood else {"value"} for n in observed})
-    res = _pointwise(ev, flat, requests, sites, first_draw_only={(n, "value") for n in observed}, **opts) if requests else {}
+    first_only = {(n, "value") for n in observed}
+    res = _pointwise(ev, flat, requests, sites, first_draw_only=first_only, **opts) if requests else {}
     posterior = {k: by_chain(v) for k, v in flat.items()}
     posterior.update({n: by_chain(res[n]["value"]) for n, s in sites.items() if s.kind == "deterministic" and n in res})
     groups = {"posterior": group(posterior), "sample_stats": group(stats)}
@@ -549,53 +611,14 @@ def to_inference_data(
         groups["log_likelihood"] = group({n: by_chain(res[n]["log_prob"]) for n in observed})
     if observed:
         groups["observed_data"] = group({n: res[n]["value"][0] for n in observed}, sample_dims=())
-
-    for group_name, spec in (("posterior_predictive", posterior_predictive), ("predictions", predictions)):
-        if spec is None:
-            continue
-        p_args = tuple(spec.get("model_args", ()))
-        p_kwargs = dict(spec.get("model_kwargs", {}))
-        targets = dict(spec.get("observed", {}))
-        unknown = sorted(set(targets) - set(observed))
-        if unknown:
-            raise ValueError(f"{group_name}['observed'] names {unknown}, which are not observed sites {observed}")
-        p_ev = _EVALUATORS[backend](model, p_args, p_kwargs, seed + 1)
-        p_first = {p.name: np.arange(p_ev.chunk_length(p, chunk_size)) for p in p_ev.plates}
-        p_sites = p_ev.sites(sample0, p_first)
-        still = [n for n in observed if p_sites.get(n) is not None and p_sites[n].kind == "observed"]
-        if still:
-            raise ValueError(
-                f"{group_name}['model_args'/'model_kwargs'] still observe {still}: leave the observations None "
-                "(give held-out targets as predictions['observed'])"
-            )
-        p_req = {n: {"value"} | ({"classes"} if sites[n].support is not None else set()) for n in observed}
-        for n in targets:
-            p_req[n].add("target")
-        p_sites = {n: p_sites[n]._replace(support=sites[n].support) for n in p_sites}
-        pred = _pointwise(p_ev, flat, p_req, p_sites, targets=targets, **opts)
-        p_dims = dict(spec.get("dims", dims))
-        p_coords = dict(spec.get("coords", {}))
-        arrays = {}
-        for n in observed:
-            arrays[n] = by_chain(pred[n]["value"])
-            batch_dims = list(p_dims.get(n, ()))[: arrays[n].ndim - 2 - p_sites[n].event_dim]
-            if "classes" in pred[n]:
-                v = f"{n}_class_log_prob"
-                arrays[v] = by_chain(pred[n]["classes"])
-                nb = arrays[v].ndim - 3
-                p_dims[v] = batch_dims + [f"{n}_dim_{i}" for i in range(len(batch_dims), nb)] + [f"{n}_class"]
-                p_coords[f"{n}_class"] = sites[n].support
-            if "target" in pred[n]:
-                v = f"{n}_log_density"
-                arrays[v] = by_chain(pred[n]["target"])
-                nb = arrays[v].ndim - 2
-                p_dims[v] = batch_dims + [f"{n}_dim_{i}" for i in range(len(batch_dims), nb)]
-        groups[group_name] = group(arrays, coords=p_coords, dims=p_dims)
-        if group_name == "predictions":
-            const = _array_arguments(model, p_args, p_kwargs)
-            const.update({f"{n}_observed": _to_numpy(t) for n, t in targets.items()})
-            for n in targets:
-                p_dims.setdefault(f"{n}_observed", p_dims.get(n, ()))
+    for name, h in held_out.items():
+        out = _pointwise(h.ev, flat, h.requests, h.sites, targets=h.targets, **opts)
+        arrays, p_dims, p_coords = h.arrays({n: {w: by_chain(a) for w, a in r.items()} for n, r in out.items()}, dims)
+        groups[name] = group(arrays, coords=p_coords, dims=p_dims)
+        if name == "predictions":
+            const = _array_arguments(model, h.args, h.kwargs)
+            const.update({f"{n}_observed": _to_numpy(t) for n, t in h.targets.items()})
+            p_dims.update({f"{n}_observed": p_dims.get(n, ()) for n in h.targets})
             if const:
                 groups["predictions_constant_data"] = group(const, sample_dims=(), coords=p_coords, dims=p_dims)
     return az.InferenceData(**groups)

@@ -53,12 +53,14 @@ def _configurations(temperatures, kernel_kwargs) -> list[tuple[str, dict]]:
     """``[(label, kernel_kwargs)]`` from numbers and ``(label, T, kernel_kwargs)`` triples,
     validated early (the kernel arguments through :class:`SGHMCConfig`)."""
     if isinstance(temperatures, (Real, str)) or not isinstance(temperatures, Iterable):
-        raise ValueError(f"temperatures must be a list of numbers or (label, T, kernel_kwargs) triples, got {temperatures!r}")
+        raise ValueError(
+            f"temperatures must be a list of numbers or (label, T, kernel_kwargs) triples, got {temperatures!r}")
     configs = []
     for item in temperatures:
         if isinstance(item, Real) and not isinstance(item, bool):
             label, t, extra = f"T={float(item):g}", item, {}
-        elif isinstance(item, (tuple, list)) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[2], Mapping):
+        elif (isinstance(item, (tuple, list)) and len(item) == 3 and isinstance(item[0], str)
+              and isinstance(item[2], Mapping)):
             label, t, extra = item
         else:
             raise ValueError(f"temperatures entries must be numbers or (label, T, kernel_kwargs) triples, got {item!r}")
@@ -306,8 +308,10 @@ def _test_metrics(idata, test_data) -> dict[str, float]:
             classes = np.asarray(lp[f"{site}_class"].values)
             lp = lp.values.reshape(-1, *lp.shape[2:])  # (draws, ..., K)
             pos = np.searchsorted(classes, y)
-            if y.shape != lp.shape[1:-1] or np.any(pos >= len(classes)) or np.any(classes[np.minimum(pos, len(classes) - 1)] != y):
-                raise ValueError(f"test_data for {site!r} must hold support values {classes.tolist()} in shape {lp.shape[1:-1]}")
+            known = np.all(pos < len(classes)) and np.all(classes[np.minimum(pos, len(classes) - 1)] == y)
+            if y.shape != lp.shape[1:-1] or not known:
+                raise ValueError(
+                    f"test_data for {site!r} must hold support values {classes.tolist()} in shape {lp.shape[1:-1]}")
             log_pred = _logmeanexp(lp, axis=0)  # posterior predictive log probabilities, (..., K)
             out[f"test_accuracy{suffix}"] = float(np.mean(np.argmax(log_pred, -1) == pos))
             out[f"test_nll{suffix}"] = float(-np.mean(np.take_along_axis(log_pred, pos[..., None], -1)))

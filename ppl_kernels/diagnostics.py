@@ -237,7 +237,8 @@ def configurational_temperature_check(data, *, burn_in: int = 0):
     if _is_steps(data):
         steps = _usable_steps(data, burn_in)
         t = float(steps.attrs["noise_temperature"])
-        pairs = [(str(s), steps["virial"].sel(site=s).values / int(steps["size"].sel(site=s))) for s in steps.site.values]
+        pairs = [(str(s), steps["virial"].sel(site=s).values / int(steps["size"].sel(site=s)))
+                 for s in steps.site.values]
         pairs.append(("overall", steps["virial"].values.sum(-1) / int(steps["size"].values.sum())))
         dims = [*(int(n) for n in steps["size"].values), int(steps["size"].values.sum())]
     else:
@@ -249,7 +250,8 @@ def configurational_temperature_check(data, *, burn_in: int = 0):
     rows = []
     for (name, v), d in zip(pairs, dims):
         mean, se = float(np.mean(v)), _mcse(v)
-        rows.append({"site": name, "dim": d, "temperature": t, "mean": mean, "mcse": se, "z": (mean - t) / se if se else np.nan})
+        z = (mean - t) / se if se else np.nan
+        rows.append({"site": name, "dim": d, "temperature": t, "mean": mean, "mcse": se, "z": z})
     return pd.DataFrame(rows).set_index("site")
 
 
@@ -316,7 +318,8 @@ def _one_step_statics(static):
     return static, plain
 
 
-def _record_numpyro(model, potential_fn, args, kwargs, init_params, kernel_kwargs, num_steps, num_draws, seed, keep_state):
+def _record_numpyro(model, potential_fn, args, kwargs, init_params, kernel_kwargs, num_steps, num_draws, seed,
+                    keep_state):
     import jax
     import jax.numpy as jnp
     from jax import lax
@@ -525,7 +528,7 @@ def moment_check(steps, *, window: int | None = None, burn_in: int = 0, site: st
         variances (≈ N(0, 1) when the relation holds; NaN for ‖θ‖², which has
         no noise: see ``rel_residual``); ``z_continuous``, the mean of
         measured − continuous over its batch-means standard error;
-        ``rel_residual``, mean |residual| / mean |measured|; and the per-step
+        ``rel_residual``, the mean absolute residual over the mean absolute measured rate; and the per-step
         correlations ``corr_discrete`` / ``corr_continuous`` of the measured
         rate with each right-hand side.
     """

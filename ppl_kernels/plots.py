@@ -21,11 +21,16 @@ from typing import Any, Mapping
 import numpy as np
 
 from .compare import SETTING_COLUMNS
+from .diagnostics import _is_steps
 
 __all__ = ["plot_norm_trajectories", "plot_cold_posterior", "plot_kinetic_temperature", "plot_moment_check"]
 
 #: Sample statistics of a run, and the per-step record's names for them.
-_QUANTITIES = {"theta_sq_norm": ("theta_sq", "‖θ‖²"), "theta_dot_r": ("theta_dot_r", "θᵀr"), "r_sq_norm": ("r_sq", "‖r‖²")}
+_QUANTITIES = {
+    "theta_sq_norm": ("theta_sq", "‖θ‖²"),
+    "theta_dot_r": ("theta_dot_r", "θᵀr"),
+    "r_sq_norm": ("r_sq", "‖r‖²"),
+}
 
 
 def _figure(nrows, ncols, *, width=4.2, height=3.0, sharex=False):
@@ -44,10 +49,6 @@ def _as_runs(runs) -> dict[str, Any]:
     return {"run": runs}
 
 
-def _is_steps(data) -> bool:
-    return hasattr(data, "dims") and "step" in data.dims
-
-
 def _temperature(data) -> float:
     attrs = data.attrs if _is_steps(data) else data.posterior.attrs
     return float(attrs.get("temperature", np.nan))
@@ -64,7 +65,7 @@ def _colours(runs):
     return {label: cmap(0.9 * order[i] / n) for i, label in enumerate(runs)}
 
 
-def plot_norm_trajectories(runs, *, quantities=("theta_sq_norm", "theta_dot_r", "r_sq_norm"), chain: int = 0, logy=False):
+def plot_norm_trajectories(runs, *, quantities=tuple(_QUANTITIES), chain: int = 0, logy: bool = False):
     """‖θ‖², θᵀr and ‖r‖² along the chain, overlaid per run.
 
     Parameters

@@ -91,6 +91,20 @@ def as_backend(backend, *arrays):
     return tuple(jnp.asarray(a) for a in arrays)
 
 
+def zeros(backend, **shapes):
+    """``{name: zeros(shape)}`` in the backend's array type (initial values for potentials)."""
+    return dict(zip(shapes, as_backend(backend, *(np.zeros(s, np.float32) for s in shapes.values()))))
+
+
+def init_to_median(backend):
+    """The backend's ``init_to_median`` (a top-level function, so it pickles)."""
+    if backend == "pyro":
+        from pyro.infer.autoguide import init_to_median as f
+    else:
+        from numpyro.infer import init_to_median as f
+    return f
+
+
 def regression_args(backend, batch=None, split="train"):
     X, y = (X_TRAIN, Y_REG_TRAIN) if split == "train" else (X_TEST, Y_REG_TEST)
     return (*as_backend(backend, X, y), batch)

@@ -8,7 +8,6 @@ import os
 
 import numpy as np
 import pytest
-from scipy.special import log_softmax, logsumexp
 from scipy.stats import norm
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -25,14 +24,6 @@ STEP = schedules.cyclical(4e-3, 2e-3, cycle_length=50, explore_fraction=0.0)
 GROUPS = {"posterior", "sample_stats", "log_likelihood", "observed_data", "predictions", "predictions_constant_data"}
 
 
-def init_to_median(backend):
-    if backend == "pyro":
-        from pyro.infer.autoguide import init_to_median as f
-    else:
-        from numpyro.infer import init_to_median as f
-    return f
-
-
 _RUNS: dict = {}
 
 
@@ -42,7 +33,7 @@ def linreg_run(backend):
     if backend not in _RUNS:
         mcmc = runner.sample(
             backend, model=am.MODELS["linreg", backend], model_args=am.regression_args(backend, batch=BATCH),
-            kernel_kwargs=dict(step_size=STEP, num_steps=10, init_strategy=init_to_median(backend)),
+            kernel_kwargs=dict(step_size=STEP, num_steps=10, init_strategy=am.init_to_median(backend)),
             num_samples=100, num_warmup=100, num_chains=2, seed=0,
         )
         X_test, y_test, _ = am.regression_args(backend, split="test")
@@ -155,25 +146,6 @@ def test_predictions_on_held_out_data(backend):
     const = idata.predictions_constant_data
     np.testing.assert_array_equal(const["X"].values, am.X_TEST)
     np.testing.assert_array_equal(const["obs_observed"].values, am.Y_REG_TEST)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_class_probabilities_in_predictions(backend):
-    X, y, _ = am.classification_args(backend, batch=BATCH)
-    mcmc = runner.sample(backend, model=am.MODELS["softmax", backend], model_args=(X, y, BATCH),
-                         kernel_kwargs=dict(step_size=5e-3, num_steps=5), num_samples=30, num_warmup=20, seed=1)
-    X_test, y_test, _ = am.classification_args(backend, split="test")
-    idata = to_inference_data(mcmc, predictions=dict(model_args=(X_test,), observed={"y": y_test}))
-    pred = idata.predictions
-    W = idata.posterior["W"].values
-    expected = log_softmax(np.einsum("nk,cdkj->cdnj", am.X_TEST, W), axis=-1)
-    np.testing.assert_allclose(pred["y_class_log_prob"].values, expected, rtol=1e-4, atol=1e-5)
-    assert pred["y_class_log_prob"].dims[-1] == "y_class" and pred["y_class"].values.tolist() == [0, 1, 2]
-    np.testing.assert_allclose(logsumexp(pred["y_class_log_prob"].values, axis=-1), 0.0, atol=1e-5)
-    at_label = np.take_along_axis(expected, am.Y_CLS_TEST[None, None, :, None], -1)[..., 0]
-    np.testing.assert_allclose(pred["y_log_density"].values, at_label, rtol=1e-4, atol=1e-5)
-    assert pred["y"].dtype == np.int64 and set(np.unique(pred["y"].values)) <= {0, 1, 2}
-    assert idata.log_likelihood["y"].shape == (1, 30, am.N_TRAIN)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

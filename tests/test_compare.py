@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp, softmax
+from scipy.special import log_softmax, logsumexp
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -50,6 +50,7 @@ def test_sweep_in_processes_keeps_the_other_runs_when_one_fails():
         plot_cold_posterior(table, "accuracy")
 
 
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # Ray starts its daemons by fork + exec
 def test_ray_executor_on_a_local_instance():
     """The sweep starts a local Ray instance (2 CPUs), keeps the failure apart, shuts Ray down."""
     import ray
@@ -71,10 +72,18 @@ def test_compare_table_against_an_independent_computation(backend):
     assert list(table.index) == ["T=0.5", "T=1"] and table["temperature"].tolist() == [0.5, 1.0]
     for label, idata in result.items():
         row = table.loc[label]
-        # Held-out accuracy and NLL of the posterior predictive, from the posterior draws directly.
-        W = idata.posterior["W"].values.reshape(-1, am.DIM, am.NUM_CLASSES)
-        logp = np.log(softmax(np.einsum("nk,skj->snj", am.X_TEST, W), axis=-1))
-        pred = logsumexp(logp, axis=0) - np.log(len(W))
+        # The stored class log-probabilities and log densities are the model's, at every draw ...
+        W = idata.posterior["W"].values
+        logp = log_softmax(np.einsum("nk,cdkj->cdnj", am.X_TEST, W), axis=-1)
+        pred_group = idata.predictions
+        np.testing.assert_allclose(pred_group["y_class_log_prob"].values, logp, rtol=1e-4, atol=1e-5)
+        assert pred_group["y_class_log_prob"].dims[-1] == "y_class" and pred_group["y_class"].values.tolist() == [0, 1, 2]
+        at_label = np.take_along_axis(logp, am.Y_CLS_TEST[None, None, :, None], -1)[..., 0]
+        np.testing.assert_allclose(pred_group["y_log_density"].values, at_label, rtol=1e-4, atol=1e-5)
+        assert pred_group["y"].dtype == np.int64 and set(np.unique(pred_group["y"].values)) <= {0, 1, 2}
+        # ... and the held-out accuracy and NLL are those of the posterior predictive.
+        logp = logp.reshape(-1, am.N_TEST, am.NUM_CLASSES)
+        pred = logsumexp(logp, axis=0) - np.log(len(logp))
         assert np.isclose(row["test_accuracy"], np.mean(pred.argmax(-1) == am.Y_CLS_TEST))
         assert np.isclose(row["test_nll"], -np.mean(pred[np.arange(am.N_TEST), am.Y_CLS_TEST]), rtol=1e-5)
         stats = idata.sample_stats

@@ -21,24 +21,6 @@ from ppl_kernels.plots import plot_kinetic_temperature, plot_moment_check  # noq
 BACKENDS = ("pyro", "numpyro")
 
 
-def zeros(backend, **shapes):
-    if backend == "pyro":
-        import torch
-
-        return {k: torch.zeros(s) for k, s in shapes.items()}
-    import jax.numpy as jnp
-
-    return {k: jnp.zeros(s) for k, s in shapes.items()}
-
-
-def init_to_median(backend):
-    if backend == "pyro":
-        from pyro.infer.autoguide import init_to_median as f
-    else:
-        from numpyro.infer import init_to_median as f
-    return f
-
-
 def ess_tolerance(values, level):
     """4 Monte Carlo standard errors of a coverage fraction, from the series' ESS."""
     ess = float(az.ess(np.atleast_2d(values)[None] if np.ndim(values) == 1 else np.atleast_2d(values)))
@@ -65,7 +47,7 @@ def test_kinetic_temperature_of_an_exact_gaussian_run_lies_in_its_band(backend):
     """Exact gradients, U = ‖θ‖²/2 in d = 1000, T = 0.5, a = εC/M = 0.05: the mean kinetic
     temperature is T/(1 - a/2) (not T), and draws fall in the 99% band at the nominal rate."""
     T, eps = 0.5, 0.05
-    mcmc = runner.sample(backend, potential_fn=am.gaussian_potential, init_params=zeros(backend, theta=(1000,)),
+    mcmc = runner.sample(backend, potential_fn=am.gaussian_potential, init_params=am.zeros(backend, theta=(1000,)),
                          kernel_kwargs=dict(step_size=eps, num_steps=20, temperature=T), num_samples=300, num_warmup=50)
     idata = to_inference_data(mcmc)
     assert set(idata.groups()) == {"posterior", "sample_stats"}
@@ -85,7 +67,7 @@ def test_kinetic_temperature_of_an_exact_gaussian_run_lies_in_its_band(backend):
 def test_per_site_temperatures_from_the_step_record(backend):
     """Two sites with different friction have different discretisation bias; both match."""
     T, eps, fric = 0.5, 0.05, {"a": 1.0, "b": 3.0}
-    steps = dg.record_steps(backend, potential_fn=am.gaussian_potential, init_params=zeros(backend, a=(300,), b=(20, 10)),
+    steps = dg.record_steps(backend, potential_fn=am.gaussian_potential, init_params=am.zeros(backend, a=(300,), b=(20, 10)),
                             kernel_kwargs=dict(step_size=eps, num_steps=10, temperature=T, friction=fric, boost=2.0),
                             num_draws=120, seed=3)
     assert list(steps.site.values) == ["a", "b"] and steps["size"].values.tolist() == [300, 200]
@@ -104,7 +86,7 @@ def test_step_record_reproduces_the_kernel_draws(backend):
     recorded step equals the MCMC run's draw, also under a cyclical step-size schedule."""
     kw = dict(step_size=schedules.cyclical(0.1, 0.02, cycle_length=4, explore_fraction=0.5), num_steps=5,
               temperature=0.0, friction=0.3)
-    init = {k: v + 1.0 for k, v in zeros(backend, x=(3,), y=(2,)).items()}
+    init = {k: v + 1.0 for k, v in am.zeros(backend, x=(3,), y=(2,)).items()}
     mcmc = runner.sample(backend, potential_fn=am.gaussian_potential, init_params=init, kernel_kwargs=kw, num_samples=12)
     stats = to_inference_data(mcmc).sample_stats
     steps = dg.record_steps(backend, potential_fn=am.gaussian_potential, init_params=init, kernel_kwargs=kw, num_draws=12)
@@ -122,7 +104,7 @@ def test_moment_relations_hold_with_the_discrete_terms(backend):
     X, y, _ = am.regression_args(backend, batch=20)
     steps = dg.record_steps(
         backend, am.MODELS["linreg", backend], model_args=(X, y, 20), num_draws=150, seed=5,
-        kernel_kwargs=dict(step_size=4e-3, num_steps=10, resample_scale=1.0, init_strategy=init_to_median(backend)),
+        kernel_kwargs=dict(step_size=4e-3, num_steps=10, resample_scale=1.0, init_strategy=am.init_to_median(backend)),
     )
     assert steps["resampled"].values.sum() == 150
     table = dg.moment_check(steps, burn_in=300).set_index("relation")
