@@ -32,22 +32,23 @@ import _common  # noqa: E402
 NORM_ADJUSTING = dict(boost=3.0, friction_scale=1e-3, resample_scale=1e-3)
 
 
-def configurations(temperatures):
+def configurations(temperatures, control: bool = True):
     """``(label, T, kernel_kwargs)`` triples for :func:`ppl_kernels.temperature_sweep`."""
     runs = [(f"SGHMC T={t:g}", t, {}) for t in temperatures]
     runs += [(f"norm-adjusting T={t:g}", t, NORM_ADJUSTING) for t in temperatures]
-    runs.append(("α, γ with β=αT, T=1", 1.0, {**NORM_ADJUSTING, "resample_scale": 3.0}))
+    if control:
+        runs.append(("α, γ with β=αT, T=1", 1.0, {**NORM_ADJUSTING, "resample_scale": 3.0}))
     return runs
 
 
 def run(backend: str = "numpyro", *, temperatures=(1.0, 0.1, 0.01), num_samples: int = 400, seed: int = 0,
-        executor: str = "process"):
+        executor: str = "process", control: bool = True):
     """Sample every configuration; return ``(table, runs)`` with ``runs = {label: InferenceData}``."""
     from ppl_kernels import compare_temperatures, temperature_sweep
     from ppl_kernels.models import get_model
 
     spec = get_model("bnn-digits", backend)
-    runs = temperature_sweep(spec.model, configurations(temperatures), backend=backend,
+    runs = temperature_sweep(spec.model, configurations(temperatures, control), backend=backend,
                              kernel_kwargs=spec.kernel_kwargs, model_args=spec.model_args,
                              num_samples=num_samples, seed=seed, predictions=spec.predictions(), executor=executor)
     if runs.failures:
@@ -60,13 +61,15 @@ def run(backend: str = "numpyro", *, temperatures=(1.0, 0.1, 0.01), num_samples:
 def main(argv=None):
     """Run the study, print the table, save the figures and ``bnn_digits.csv``."""
     p = _common.parser(__doc__.splitlines()[0], "bnn_digits")
-    p.add_argument("--executor", choices=("process", "serial"), default="process",
-                   help="one process per run (default) or all in this process")
+    p.add_argument("--executor", choices=("process", "serial"), default=None,
+                   help="one process per run (default) or all in this process (default with --quick)")
     args = p.parse_args(argv)
     from ppl_kernels.plots import plot_cold_posterior, plot_norm_trajectories
 
-    temps, n = ((1.0, 0.01), 40) if args.quick else ((1.0, 0.1, 0.01), 400)
-    table, runs = run(args.backend, temperatures=temps, num_samples=n, seed=args.seed, executor=args.executor)
+    temps, n = ((1.0,), 30) if args.quick else ((1.0, 0.1, 0.01), 400)
+    executor = args.executor or ("serial" if args.quick else "process")
+    table, runs = run(args.backend, temperatures=temps, num_samples=n, seed=args.seed, executor=executor,
+                      control=not args.quick)
     cols = ["temperature", "boost", "friction_scale", "resample_scale", "test_accuracy", "test_nll", "elpd_loo",
             "theta_sq_mean", "kinetic_temperature_mean", "ess_bulk_min"]
     print(table[cols].to_string(float_format="{:.4g}".format))
