@@ -6,7 +6,7 @@ measures, on the W1 MLP (d = 17,610, B = 128), what each proposed change saves.
   B  minibatch refill once per draw: the epoch permutation is renewed (lax.cond) before
      the step scan when fewer than num_steps * B indices remain, so the scan body has
      no cond, only a dynamic_slice
-Usage: python benchmarks/_experiments/numpyro_patch.py [W1|W2|W3]
+Usage: python benchmarks/_experiments/numpyro_patch.py [W1|W2|W3] [init]   (init: only the sghmc_init timing)
 """
 import statistics
 import sys
@@ -74,13 +74,14 @@ def scan_of(draw, draws):
 
 
 draws = {"W1": 100, "W2": 5, "W3": 300}[wl.name]
+only_init = "init" in sys.argv[2:]
 variants = {
     "kernel as is": lambda s: K.sghmc_draw(st, s, (X, Y), {}),
     "A: raveled noise, 1 split/step": lambda s: patched_draw(s, True, False),
     "B: refill per draw": lambda s: patched_draw(s, False, True),
     "A+B": lambda s: patched_draw(s, True, True),
 }
-fns = {k: scan_of(v, draws) for k, v in variants.items()}
+fns = {} if only_init else {k: scan_of(v, draws) for k, v in variants.items()}
 for k, f in fns.items():
     jax.block_until_ready(f(state))
 times = {k: [] for k in fns}
@@ -89,18 +90,18 @@ for _ in range(7):
         c = time.process_time(); w = time.perf_counter()
         jax.block_until_ready(f(state))
         times[k].append(((time.perf_counter() - w) / (draws * 10) * 1e3, (time.process_time() - c) / (draws * 10) * 1e3))
-base = statistics.median(t[1] for t in times["kernel as is"])
+base = statistics.median(t[1] for t in times["kernel as is"]) if fns else 1.0
 for k, ts in times.items():
     wm = statistics.median(t[0] for t in ts); cm = statistics.median(t[1] for t in ts)
     print(f"{wl.name} {k:34s} wall {wm:.4f} ms/step  cpu {cm:.4f} ms/step  ({cm / base:.2f}x of as-is CPU)")
 
 # fixed cost of sghmc_init: eager (as is) vs jitted
 def timed_init(jit):
-    f = (lambda s, z, k: K.sghmc_init(s, z, k, (X, Y), {}))
-    g = jax.jit(f, static_argnums=0) if jit else f
+    f = lambda z, k: K.sghmc_init(st, z, k, (X, Y), {})  # noqa: E731
+    g = jax.jit(f) if jit else f
     out = []
     for i in range(4):
-        w = time.perf_counter(); jax.block_until_ready(g(st, theta0, random.PRNGKey(i))); out.append(time.perf_counter() - w)
+        w = time.perf_counter(); jax.block_until_ready(g(theta0, random.PRNGKey(i))); out.append(time.perf_counter() - w)
     return out
 print("sghmc_init eager, 4 calls (s):", [round(x, 3) for x in timed_init(False)])
 print("sghmc_init jitted, 4 calls (s):", [round(x, 3) for x in timed_init(True)])
