@@ -16,6 +16,11 @@ T = 1 against the colder runs, and the comparison table
 mean ‖θ‖² and kinetic temperature per run.  The first fifth of every chain is
 left out of the table as burn-in (not out of the trajectories).
 
+Without ``--quick`` it also records 40 draws of plain SGHMC at T = 1 step by
+step and checks the notes' moment relations for ‖θ‖², θᵀr and ‖r‖² in their
+continuous form and with the discrete-step terms
+(:func:`ppl_kernels.diagnostics.moment_check`).
+
 Run ``python examples/bnn_digits.py`` (a few minutes on two cores) or
 ``--quick``.
 """
@@ -58,13 +63,24 @@ def run(backend: str = "numpyro", *, temperatures=(1.0, 0.1, 0.01), num_samples:
     return table, runs
 
 
+def moment_study(backend: str = "numpyro", *, num_draws: int = 40, burn_in: int = 200, seed: int = 0):
+    """Per-step record of plain SGHMC at T = 1 and its moment check; returns ``(table, steps)``."""
+    from ppl_kernels.diagnostics import moment_check, record_steps
+    from ppl_kernels.models import get_model
+
+    spec = get_model("bnn-digits", backend)
+    steps = record_steps(backend, spec.model, model_args=spec.model_args, kernel_kwargs=spec.kernel_kwargs,
+                         num_draws=num_draws, seed=seed)
+    return moment_check(steps, burn_in=burn_in), steps
+
+
 def main(argv=None):
     """Run the study, print the table, save the figures and ``bnn_digits.csv``."""
     p = _common.parser(__doc__.splitlines()[0], "bnn_digits")
     p.add_argument("--executor", choices=("process", "serial"), default=None,
                    help="one process per run (default) or all in this process (default with --quick)")
     args = p.parse_args(argv)
-    from ppl_kernels.plots import plot_cold_posterior, plot_norm_trajectories
+    from ppl_kernels.plots import plot_cold_posterior, plot_moment_check, plot_norm_trajectories
 
     temps, n = ((1.0,), 30) if args.quick else ((1.0, 0.1, 0.01), 400)
     executor = args.executor or ("serial" if args.quick else "process")
@@ -83,6 +99,12 @@ def main(argv=None):
         "bnn_test_nll.png": plot_cold_posterior(table, "test_nll"),
         "bnn_theta_sq.png": plot_cold_posterior(table, "theta_sq_mean"),
     }
+    if not args.quick:
+        moments, steps = moment_study(args.backend, seed=args.seed)
+        print(moments[["relation", "n_steps", "measured", "discrete", "continuous", "z_discrete", "z_continuous",
+                       "rel_residual"]].to_string(index=False, float_format="{:.4g}".format))
+        moments.to_csv(args.out / "bnn_moment_check.csv", index=False)
+        figures["bnn_moment_check.png"] = plot_moment_check(steps, burn_in=200)
     for name, fig in figures.items():
         fig.axes[0].set_title(name[:-4].replace("_", " "), fontsize="medium")
         print(f"figure: {_common.save(fig, args.out, name)}")
