@@ -13,7 +13,8 @@ def parser(description: str, default_out: str, *, backend: bool = True) -> argpa
     """The options every example has: ``--quick``, ``--out``, ``--seed`` (and ``--backend``)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="a few seconds of sampling (for tests), not the full study")
-    p.add_argument("--out", type=Path, default=Path("figures") / default_out, help="folder for the figures")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "figures" / default_out,
+                   help="folder for the figures (default: examples/figures/<example>)")
     p.add_argument("--seed", type=int, default=0)
     if backend:
         p.add_argument("--backend", choices=("numpyro", "pyro"), default="numpyro")

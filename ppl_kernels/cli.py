@@ -131,7 +131,8 @@ def _add_run_options(p, *, samples: int, burn_in_help: str):
     p.add_argument("--burn-in", type=_count("--burn-in", 0), default=None, help=burn_in_help)
     p.add_argument("--chains", type=_count("--chains"), default=1, help="chains per run (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed, the same for every run (default 0)")
-    p.add_argument("--out", type=Path, default=None, help="run folder to create (must not exist)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder to create (must not exist; default ./runs/<command>-<date>-<time>)")
 
 
 def _parser() -> _Parser:
@@ -223,7 +224,10 @@ def _check_out(out: Path) -> Path:
 
 
 def _default_out(prefix: str) -> Path:
-    return Path.cwd() / f"ppl-kernels-{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``./runs/<prefix>-<date>-<time>`` (``runs/`` is created when missing)."""
+    runs = Path.cwd() / "runs"
+    runs.mkdir(exist_ok=True)
+    return runs / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 # -- running and writing ---------------------------------------------------------------------------------------
