@@ -41,6 +41,7 @@ import datetime
 import inspect
 import json
 import warnings
+from collections import OrderedDict
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping, NamedTuple
 
@@ -103,7 +104,23 @@ def _to_numpy(x) -> np.ndarray:
     return x.astype(np.int64) if np.issubdtype(x.dtype, np.signedinteger) else x
 
 
+#: Compiled NumPyro evaluations, by model, argument structure and requested quantities.
+_JIT_CACHE: OrderedDict = OrderedDict()
+
+
 # -- the two backends' model evaluators --------------------------------------------------------
+def _numpyro_trace(model, draw, idx, key, args, kwargs):
+    import jax.numpy as jnp
+    from numpyro.handlers import seed, substitute, trace
+
+    idx = {k: jnp.asarray(v) for k, v in idx.items()}  # the plate accepts only jax arrays
+    conditioned = substitute(substitute(model, data=idx), data=draw)
+    with warnings.catch_warnings():
+        # Chunks other than the plate's subsample_size are deliberate here.
+        warnings.filterwarnings("ignore", message="subsample_size does not match", category=UserWarning)
+        return trace(seed(conditioned, key)).get_trace(*args, **kwargs)
+
+
 class _NumPyroEvaluator:
     """Traces a NumPyro model at given latent values and plate indices, vectorised over draws."""
 
@@ -114,26 +131,14 @@ class _NumPyroEvaluator:
 
         self.model, self.args, self.kwargs, self.seed = model, tuple(args), dict(kwargs), seed
         self.plates = m.find_subsample_plates(model, self.args, self.kwargs)
-        self._compiled = {}
 
     def chunk_length(self, plate, chunk_size):
         return min(chunk_size, plate.size)
 
-    def _trace(self, draw, idx, key, args, kwargs):
-        import jax.numpy as jnp
-        from numpyro.handlers import seed, substitute, trace
-
-        idx = {k: jnp.asarray(v) for k, v in idx.items()}  # the plate accepts only jax arrays
-        conditioned = substitute(substitute(self.model, data=idx), data=draw)
-        with warnings.catch_warnings():
-            # Chunks other than the plate's subsample_size are deliberate here.
-            warnings.filterwarnings("ignore", message="subsample_size does not match", category=UserWarning)
-            return trace(seed(conditioned, key)).get_trace(*args, **kwargs)
-
     def sites(self, draw, idx) -> dict[str, _Site]:
         import jax
 
-        tr = self._trace(draw, idx, jax.random.PRNGKey(0), self.args, self.kwargs)
+        tr = _numpyro_trace(self.model, draw, idx, jax.random.PRNGKey(0), self.args, self.kwargs)
         subsampled = {p.name for p in self.plates}
         out = {}
         for name, site in tr.items():
@@ -151,19 +156,31 @@ class _NumPyroEvaluator:
         leaves, treedef = jax.tree.flatten((self.args, self.kwargs))
         is_array = [isinstance(x, (np.ndarray, jax.Array)) for x in leaves]
         frozen = tuple(sorted((n, tuple(sorted(w))) for n, w in requests.items()))
-        fn = self._compiled.get(frozen)
+        static = tuple(None if a else x for x, a in zip(leaves, is_array))
+        cache_key = (self.model, treedef, static, frozen)
+        try:
+            fn = _JIT_CACHE.get(cache_key)
+        except TypeError:  # an unhashable static argument: compile for this call only
+            cache_key, fn = None, None
         if fn is None:
+            model = self.model  # neither self nor the arrays: the cache must not keep a run's data alive
 
-            def one(draw, draw_id, chunk_id, idx, targets, arrays):
+            def one(draw, draw_id, chunk_id, base_key, idx, targets, arrays):
                 it = iter(arrays)
-                args, kwargs = jax.tree.unflatten(treedef, [next(it) if a else x for x, a in zip(leaves, is_array)])
-                key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(self.seed), draw_id), chunk_id)
-                tr = self._trace(draw, idx, key, args, kwargs)
+                args, kwargs = jax.tree.unflatten(treedef, [next(it) if a else x for x, a in zip(static, is_array)])
+                key = jax.random.fold_in(jax.random.fold_in(base_key, draw_id), chunk_id)
+                tr = _numpyro_trace(model, draw, idx, key, args, kwargs)
                 return {n: _site_outputs(tr[n], w, targets.get(n), jnp.moveaxis) for n, w in requests.items()}
 
-            fn = self._compiled[frozen] = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None)))
+            fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))
+            if cache_key is not None:
+                # Exports of the same model (a sweep, repeated exports) reuse the compiled program.
+                _JIT_CACHE[cache_key] = fn
+                while len(_JIT_CACHE) > 16:
+                    _JIT_CACHE.popitem(last=False)
         arrays = [x for x, a in zip(leaves, is_array) if a]
-        res = fn(draws, jnp.asarray(draw_ids), jnp.asarray(chunk_id), idx, targets, arrays)
+        base_key = jax.random.PRNGKey(self.seed)
+        res = fn(draws, jnp.asarray(draw_ids), jnp.asarray(chunk_id), base_key, idx, targets, arrays)
         return {n: {w: np.asarray(v) for w, v in r.items()} for n, r in res.items()}
 
 
@@ -294,8 +311,9 @@ def _pointwise(ev, draws, requests, sites, *, chunk_size, draw_chunk_size, targe
             # the first draw (observed values), one chunk of draws is enough.
             active = names if start == 0 else [n for n in names if sites[n].plate is not None]
             per_draw = any((n, w) not in first_draw_only for n in active for w in requests[n])
-            for d0 in range(0, num_draws if per_draw else 1, draw_chunk_size):
-                d1 = min(d0 + draw_chunk_size, num_draws)
+            stop = num_draws if per_draw else 1
+            for d0 in range(0, stop, draw_chunk_size):
+                d1 = min(d0 + draw_chunk_size, stop)
                 ids = np.arange(d0, d1)
                 if ev.fixed_draw_chunks:
                     ids = np.concatenate([ids, np.full(width - (d1 - d0), d1 - 1)])

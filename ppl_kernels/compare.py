@@ -291,6 +291,8 @@ def _test_metrics(idata, test_data) -> dict[str, float]:
     """Held-out accuracy and NLL per predicted site, from the predictions group."""
     pred = idata.get("predictions")
     if pred is None:
+        if test_data is not None:
+            raise ValueError("test_data needs runs with a predictions group (to_inference_data(..., predictions=...))")
         return {}
     sites = [v for v in pred.data_vars if f"{v}_class_log_prob" in pred or f"{v}_log_density" in pred]
     if isinstance(test_data, Mapping):
@@ -402,7 +404,10 @@ def compare_temperatures(idatas: Mapping[str, Any], *, test_data=None, var_name:
             rhat = az.rhat(idata.posterior) if idata.posterior.sizes["chain"] > 1 else None
         row["ess_bulk_min"] = float(min(np.nanmin(v.values) for v in ess.data_vars.values()))
         row["rhat_max"] = float(max(np.nanmax(v.values) for v in rhat.data_vars.values())) if rhat is not None else np.nan
-        row.update(_test_metrics(idata, test_data))
+        try:
+            row.update(_test_metrics(idata, test_data))
+        except ValueError as e:
+            raise ValueError(f"idatas[{label!r}]: {e}") from None
         rows.append(row)
     table = pd.DataFrame(rows).set_index("label")
     table["elpd_diff"], table["dse"] = np.nan, np.nan
