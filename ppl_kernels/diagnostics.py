@@ -93,9 +93,24 @@ def kinetic_temperature_band(temperature, dim, *, level: float = 0.99):
 def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1.0, boost=1.0, friction_scale=1.0):
     """Mean kinetic temperature of the default integrator: ``T / (1 - a/2)``, ``a = ε γC / (αM)``.
 
-    ``mass`` and ``friction`` may be arrays (one entry per coordinate); the
-    result is then the mean over coordinates.  ``temperature`` is the noise
-    temperature (1 with likelihood tempering).
+    The free-particle value (``DESIGN.md``); on a Gaussian of variance ``s²``
+    the exact value has a further ``- ε²/(4 M s²)`` in the denominator.
+
+    Parameters
+    ----------
+    temperature : float
+        The noise temperature (1 with likelihood tempering).
+    step_size : float or array
+        ε; an array gives one value per entry (e.g. per draw of a schedule).
+    mass, friction : float or array
+        Base mass M and friction C, arrays with one entry per coordinate.
+    boost, friction_scale : float
+        α and γ.
+
+    Returns
+    -------
+    float or array
+        The mean over coordinates, one value per ``step_size`` entry.
     """
     a = np.asarray(step_size, dtype=float)[..., None] * friction_scale * np.ravel(friction) / (boost * np.ravel(mass))
     if np.any(a >= 2):
@@ -120,8 +135,8 @@ def _mcse(x: np.ndarray) -> float:
     """Monte Carlo standard error of the mean of ``x`` (chain, draw), from ArviZ's ESS."""
     import arviz as az
 
-    x = np.atleast_2d(np.asarray(x, dtype=float))
-    ess = float(az.ess(x[None] if x.ndim == 1 else x, method="mean")) if x.shape[-1] >= 4 else np.nan
+    x = np.atleast_2d(np.asarray(x, dtype=float))  # a single series is one chain
+    ess = float(az.ess(x, method="mean")) if x.shape[-1] >= 4 else np.nan
     return float(np.std(x) / np.sqrt(ess)) if np.isfinite(ess) and ess > 0 else np.nan
 
 

@@ -23,7 +23,7 @@ BACKENDS = ("pyro", "numpyro")
 
 def ess_tolerance(values, level):
     """4 Monte Carlo standard errors of a coverage fraction, from the series' ESS."""
-    ess = float(az.ess(np.atleast_2d(values)[None] if np.ndim(values) == 1 else np.atleast_2d(values)))
+    ess = float(az.ess(np.atleast_2d(values)))  # (chain, draw); a single series is one chain
     return 4 * np.sqrt(level * (1 - level) / ess)
 
 
