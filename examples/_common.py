@@ -30,3 +30,13 @@ def save(fig, out: Path, name: str) -> Path:
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def publish(table, out: Path, stem: str, **to_string) -> str:
+    """Print ``table`` and write it as ``<stem>.csv`` and, as printed, ``<stem>.txt``."""
+    text = table.to_string(**to_string)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / f"{stem}.csv", index=to_string.get("index", True))
+    (out / f"{stem}.txt").write_text(text + "\n")
+    return text

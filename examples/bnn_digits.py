@@ -88,9 +88,7 @@ def main(argv=None):
                       control=not args.quick)
     cols = ["temperature", "boost", "friction_scale", "resample_scale", "test_accuracy", "test_nll", "elpd_loo",
             "theta_sq_mean", "kinetic_temperature_mean", "ess_bulk_min"]
-    print(table[cols].to_string(float_format="{:.4g}".format))
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "bnn_digits.csv")
+    _common.publish(table[cols], args.out, "bnn_digits", float_format="{:.4g}".format)
     plain = {k: v for k, v in runs.items() if k.startswith("SGHMC")}
     adjusted = {k: v for k, v in runs.items() if not k.startswith("SGHMC")}
     figures = {
@@ -101,9 +99,9 @@ def main(argv=None):
     }
     if not args.quick:
         moments, steps = moment_study(args.backend, seed=args.seed)
-        print(moments[["relation", "n_steps", "measured", "discrete", "continuous", "z_discrete", "z_continuous",
-                       "rel_residual"]].to_string(index=False, float_format="{:.4g}".format))
-        moments.to_csv(args.out / "bnn_moment_check.csv", index=False)
+        cols = ["relation", "n_steps", "measured", "discrete", "continuous", "z_discrete", "z_continuous",
+                "rel_residual"]
+        _common.publish(moments[cols], args.out, "bnn_moment_check", index=False, float_format="{:.4g}".format)
         figures["bnn_moment_check.png"] = plot_moment_check(steps, burn_in=200)
     for name, fig in figures.items():
         fig.axes[0].set_title(name[:-4].replace("_", " "), fontsize="medium")

@@ -103,9 +103,7 @@ def main(argv=None):
     args = _common.parser(__doc__.splitlines()[0], "drop_in", backend=False).parse_args(argv)
     n = dict(num_warmup=10, num_samples=20) if args.quick else dict(num_warmup=500, num_samples=1000)
     table, pairs = run(seed=args.seed, **n)
-    print(table.to_string(float_format="{:.3g}".format))
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "drop_in.csv")
+    _common.publish(table, args.out, "drop_in", float_format="{:.3g}".format)
     print(f"figure: {_common.save(figure(pairs), args.out, 'drop_in.png')}")
     return table
 

@@ -112,13 +112,15 @@ def sample_figure(idatas):
     return fig
 
 
-def norm_figure(idatas):
-    """‖θ‖² per draw for each sampler (:func:`ppl_kernels.plots.plot_norm_trajectories`), with β."""
+def norm_figure(idatas, draws: int = 300):
+    """‖θ‖² over the first ``draws`` draws of each sampler
+    (:func:`ppl_kernels.plots.plot_norm_trajectories`), with the cyclical β."""
     from ppl_kernels.plots import plot_norm_trajectories
 
-    fig = plot_norm_trajectories(idatas, quantities=("theta_sq_norm",))
+    first = {k: v.sel(draw=slice(0, draws)) for k, v in idatas.items()}
+    fig = plot_norm_trajectories(first, quantities=("theta_sq_norm",))
     ax = fig.axes[0]
-    beta = idatas["cyclical β 30→0.001"].sample_stats["resample_scale"].values[0]
+    beta = first["cyclical β 30→0.001"].sample_stats["resample_scale"].values[0]
     twin = ax.twinx()
     twin.plot(beta, color="0.5", lw=0.6, ls="--")
     twin.set_ylabel("cyclical β (dashed)")
@@ -129,9 +131,7 @@ def main(argv=None):
     """Run the study, print the table, save two figures and ``mixture_2d.csv``."""
     args = _common.parser(__doc__.splitlines()[0], "mixture_2d").parse_args(argv)
     table, idatas = run(args.backend, num_samples=200 if args.quick else 2000, seed=args.seed)
-    print(table.to_string(float_format="{:.3g}".format))
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "mixture_2d.csv")
+    _common.publish(table, args.out, "mixture_2d", float_format="{:.3g}".format)
     for name, fig in (("mixture_2d_samples.png", sample_figure(idatas)), ("mixture_2d_norms.png", norm_figure(idatas))):
         print(f"figure: {_common.save(fig, args.out, name)}")
     return table

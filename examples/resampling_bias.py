@@ -130,9 +130,7 @@ def main(argv=None):
         table = run(settings=SETTINGS[:2], intervals=INTERVALS[:2], total_steps=2000, seed=args.seed)
     else:
         table = run(seed=args.seed)
-    print(table.to_string(index=False, float_format="{:.4g}".format))
-    args.out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out / "resampling_bias.csv", index=False)
+    _common.publish(table, args.out, "resampling_bias", index=False, float_format="{:.4g}".format)
     print(f"figure: {_common.save(figure(table), args.out, 'resampling_bias.png')}")
     return table
 
