@@ -1,7 +1,9 @@
 """The models of the command line and the examples, written for both backends.
 
-Each model exists twice, once as a Pyro and once as a NumPyro function, with
-the same sites, the same priors and the same arguments; :func:`get_model`
+Each model is written once, over the PPL module (``pyro`` or ``numpyro``, which
+share ``sample``, ``plate``, ``factor`` and the distributions used), and
+exposed as a Pyro and a NumPyro function with the same sites, priors and
+arguments; :func:`get_model`
 returns one of them together with its data and the kernel settings that suit
 it, as a :class:`ModelSpec`.  The model functions are top-level functions (so
 they pickle for multi-process chains) and take all their data as positional
@@ -189,113 +191,97 @@ def mixture_2d_potential(theta, xp=np):
     return -(m + xp.log(sum(xp.exp(ak - m) for ak in a)))
 
 
-# -- Pyro models -----------------------------------------------------------------------
+# -- the models, written once over the PPL module -------------------------------------
+# ``ppl`` is ``pyro`` or ``numpyro`` and ``dist`` its distributions module: the two
+# share ``sample``, ``plate``, ``factor`` and the distributions used here, so each
+# model below is one function, and the backends' versions cannot drift apart.
+
+
+def _mlp(ppl, dist, tanh, X, y, subsample_size, hidden, num_classes):
+    n, p = X.shape
+    w1 = ppl.sample("w1", dist.Normal(0.0, 1.0).expand([p, hidden]).to_event(2))
+    b1 = ppl.sample("b1", dist.Normal(0.0, 1.0).expand([hidden]).to_event(1))
+    w2 = ppl.sample("w2", dist.Normal(0.0, 1.0).expand([hidden, num_classes]).to_event(2))
+    b2 = ppl.sample("b2", dist.Normal(0.0, 1.0).expand([num_classes]).to_event(1))
+    with ppl.plate("data", n, subsample_size=subsample_size) as idx:
+        logits = tanh(X[idx] @ w1 + b1) @ w2 + b2
+        ppl.sample("y", dist.Categorical(logits=logits), obs=None if y is None else y[idx])
+
+
+def _logreg(ppl, dist, X, y, subsample_size):
+    n, p = X.shape
+    w = ppl.sample("w", dist.Normal(0.0, 1.0).expand([p]).to_event(1))
+    b = ppl.sample("b", dist.Normal(0.0, 1.0))
+    with ppl.plate("data", n, subsample_size=subsample_size) as idx:
+        ppl.sample("y", dist.Bernoulli(logits=X[idx] @ w + b), obs=None if y is None else y[idx])
+
+
+def _potential_model(ppl, dist, xp, potential, coef, subsample_size):
+    d = coef.shape[1]
+    theta = ppl.sample("theta", dist.Normal(0.0, 1.0).expand([d]).to_event(1).mask(False))  # flat prior
+    ppl.factor("potential", -potential(theta if d > 1 else theta[0], xp=xp))
+    with ppl.plate("noise", coef.shape[0], subsample_size=subsample_size) as idx:
+        ppl.factor("gradient_noise", -(coef[idx] @ theta))
+
+
+def _pyro():
+    import pyro
+    import pyro.distributions as dist
+    import torch
+
+    return pyro, dist, torch
+
+
+def _numpyro():
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+
+    return numpyro, dist, jnp
 
 
 def bnn_pyro(X, y=None, subsample_size=None, hidden=HIDDEN, num_classes=10):
     """One-hidden-layer tanh MLP with N(0, 1) priors on every weight (Pyro)."""
-    import pyro
-    import pyro.distributions as dist
-
-    n, p = X.shape
-    w1 = pyro.sample("w1", dist.Normal(0.0, 1.0).expand([p, hidden]).to_event(2))
-    b1 = pyro.sample("b1", dist.Normal(0.0, 1.0).expand([hidden]).to_event(1))
-    w2 = pyro.sample("w2", dist.Normal(0.0, 1.0).expand([hidden, num_classes]).to_event(2))
-    b2 = pyro.sample("b2", dist.Normal(0.0, 1.0).expand([num_classes]).to_event(1))
-    with pyro.plate("data", n, subsample_size=subsample_size) as idx:
-        logits = (X[idx] @ w1 + b1).tanh() @ w2 + b2
-        pyro.sample("y", dist.Categorical(logits=logits), obs=None if y is None else y[idx])
-
-
-def logreg_pyro(X, y=None, subsample_size=None):
-    """Logistic regression with N(0, 1) priors on the weights and the intercept (Pyro)."""
-    import pyro
-    import pyro.distributions as dist
-
-    n, p = X.shape
-    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([p]).to_event(1))
-    b = pyro.sample("b", dist.Normal(0.0, 1.0))
-    with pyro.plate("data", n, subsample_size=subsample_size) as idx:
-        pyro.sample("y", dist.Bernoulli(logits=X[idx] @ w + b), obs=None if y is None else y[idx])
-
-
-def _potential_pyro(potential, coef, subsample_size):
-    import pyro
-    import torch
-    import pyro.distributions as dist
-
-    d = coef.shape[1]
-    flat = dist.Normal(0.0, 1.0).expand([d]).to_event(1).mask(False)
-    theta = pyro.sample("theta", flat)
-    theta_s = theta if d > 1 else theta[0]
-    pyro.factor("potential", -potential(theta_s, xp=torch))
-    with pyro.plate("noise", coef.shape[0], subsample_size=subsample_size) as idx:
-        pyro.factor("gradient_noise", -(coef[idx] @ theta))
-
-
-def double_well_pyro(coef, y=None, subsample_size=1):
-    """θ ∈ R¹ with U(θ) = −2θ² + θ⁴ and minibatch gradient noise (Pyro)."""
-    _potential_pyro(double_well_potential, coef, subsample_size)
-
-
-def mixture_2d_pyro(coef, y=None, subsample_size=1):
-    """θ ∈ R² in a four-component Gaussian mixture potential with gradient noise (Pyro)."""
-    _potential_pyro(mixture_2d_potential, coef, subsample_size)
-
-
-# -- NumPyro models --------------------------------------------------------------------
+    pyro, dist, torch = _pyro()
+    _mlp(pyro, dist, torch.tanh, X, y, subsample_size, hidden, num_classes)
 
 
 def bnn_numpyro(X, y=None, subsample_size=None, hidden=HIDDEN, num_classes=10):
     """One-hidden-layer tanh MLP with N(0, 1) priors on every weight (NumPyro)."""
-    import jax.numpy as jnp
-    import numpyro
-    import numpyro.distributions as dist
+    numpyro, dist, jnp = _numpyro()
+    _mlp(numpyro, dist, jnp.tanh, X, y, subsample_size, hidden, num_classes)
 
-    n, p = X.shape
-    w1 = numpyro.sample("w1", dist.Normal(0.0, 1.0).expand([p, hidden]).to_event(2))
-    b1 = numpyro.sample("b1", dist.Normal(0.0, 1.0).expand([hidden]).to_event(1))
-    w2 = numpyro.sample("w2", dist.Normal(0.0, 1.0).expand([hidden, num_classes]).to_event(2))
-    b2 = numpyro.sample("b2", dist.Normal(0.0, 1.0).expand([num_classes]).to_event(1))
-    with numpyro.plate("data", n, subsample_size=subsample_size) as idx:
-        logits = jnp.tanh(X[idx] @ w1 + b1) @ w2 + b2
-        numpyro.sample("y", dist.Categorical(logits=logits), obs=None if y is None else y[idx])
+
+def logreg_pyro(X, y=None, subsample_size=None):
+    """Logistic regression with N(0, 1) priors on the weights and the intercept (Pyro)."""
+    pyro, dist, _ = _pyro()
+    _logreg(pyro, dist, X, y, subsample_size)
 
 
 def logreg_numpyro(X, y=None, subsample_size=None):
     """Logistic regression with N(0, 1) priors on the weights and the intercept (NumPyro)."""
-    import numpyro
-    import numpyro.distributions as dist
-
-    n, p = X.shape
-    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([p]).to_event(1))
-    b = numpyro.sample("b", dist.Normal(0.0, 1.0))
-    with numpyro.plate("data", n, subsample_size=subsample_size) as idx:
-        numpyro.sample("y", dist.Bernoulli(logits=X[idx] @ w + b), obs=None if y is None else y[idx])
+    numpyro, dist, _ = _numpyro()
+    _logreg(numpyro, dist, X, y, subsample_size)
 
 
-def _potential_numpyro(potential, coef, subsample_size):
-    import jax.numpy as jnp
-    import numpyro
-    import numpyro.distributions as dist
-
-    d = coef.shape[1]
-    flat = dist.Normal(0.0, 1.0).expand([d]).to_event(1).mask(False)
-    theta = numpyro.sample("theta", flat)
-    theta_s = theta if d > 1 else theta[0]
-    numpyro.factor("potential", -potential(theta_s, xp=jnp))
-    with numpyro.plate("noise", coef.shape[0], subsample_size=subsample_size) as idx:
-        numpyro.factor("gradient_noise", -(coef[idx] @ theta))
+def double_well_pyro(coef, y=None, subsample_size=1):
+    """θ ∈ R¹ with U(θ) = −2θ² + θ⁴ and minibatch gradient noise (Pyro)."""
+    _potential_model(*_pyro(), double_well_potential, coef, subsample_size)
 
 
 def double_well_numpyro(coef, y=None, subsample_size=1):
     """θ ∈ R¹ with U(θ) = −2θ² + θ⁴ and minibatch gradient noise (NumPyro)."""
-    _potential_numpyro(double_well_potential, coef, subsample_size)
+    _potential_model(*_numpyro(), double_well_potential, coef, subsample_size)
+
+
+def mixture_2d_pyro(coef, y=None, subsample_size=1):
+    """θ ∈ R² in a four-component Gaussian mixture potential with gradient noise (Pyro)."""
+    _potential_model(*_pyro(), mixture_2d_potential, coef, subsample_size)
 
 
 def mixture_2d_numpyro(coef, y=None, subsample_size=1):
     """θ ∈ R² in a four-component Gaussian mixture potential with gradient noise (NumPyro)."""
-    _potential_numpyro(mixture_2d_potential, coef, subsample_size)
+    _potential_model(*_numpyro(), mixture_2d_potential, coef, subsample_size)
 
 
 # -- registry --------------------------------------------------------------------------
