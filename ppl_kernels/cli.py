@@ -188,7 +188,7 @@ def _label(t, boost, friction_scale, beta, schedule) -> str:
     return " ".join(parts)
 
 
-def _plan(model, *, temperatures, settings, base, schedule):
+def _plan(*, temperatures, settings, base, schedule):
     """``[(label, kernel_kwargs)]`` for every combination, each validated now."""
     from . import schedules
     from .config import SGHMCConfig
@@ -233,9 +233,10 @@ def _default_out(prefix: str) -> Path:
 # -- running and writing ---------------------------------------------------------------------------------------
 
 
-def _slug(i: int, label: str) -> str:
+def _slug(label: str) -> str:
+    """A file-name-safe form of a run label or setting."""
     text = label.replace("α", "a").replace("γ", "g").replace("β", "b").replace("→", "-")
-    return f"{i:02d}_" + re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
 
 
 def _execute(spec, plan, *, samples, warmup, chains, seed, burn_in, out: Path, command: str):
@@ -254,7 +255,7 @@ def _execute(spec, plan, *, samples, warmup, chains, seed, burn_in, out: Path, c
             idata = to_inference_data(mcmc, log_likelihood=spec.test_data is not None, predictions=spec.predictions())
             for group in idata.groups():
                 idata[group].attrs["label"] = label
-            name = f"runs/{_slug(i, label)}.nc"
+            name = f"runs/{i:02d}_{_slug(label)}.nc"
             idata.to_netcdf(str(tmp / name))
             idatas[label] = idata
             entries.append({"label": label, "file": name})
@@ -275,9 +276,6 @@ def _execute(spec, plan, *, samples, warmup, chains, seed, burn_in, out: Path, c
 
 def _write_outputs(folder: Path, idatas: dict, meta: dict):
     """``comparison.csv`` and ``figures/*.png`` from the runs; returns the table."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     from .compare import compare_temperatures
     from .plots import plot_cold_posterior, plot_kinetic_temperature, plot_norm_trajectories
 
@@ -300,7 +298,7 @@ def _write_outputs(folder: Path, idatas: dict, meta: dict):
     for setting, runs in groups.items():
         fig = plot_norm_trajectories(runs, logy=True)
         fig.axes[0].set_title(f"{meta['model']}: {setting}", fontsize="medium")
-        save(fig, f"norm_trajectories_{_slug(len(groups), setting)[3:]}.png")
+        save(fig, f"norm_trajectories_{_slug(setting)}.png")
     for metric in CURVE_METRICS:
         if metric in table and table[metric].notna().any() and (table["temperature"].astype(float) > 0).any():
             save(plot_cold_posterior(table, metric), f"cold_posterior_{metric}.png")
@@ -336,7 +334,7 @@ def _cmd_demo(args, command):
     spec = get_model("bnn-digits", args.backend)
     settings = [(1.0, 1.0, None), (NORM_ADJUSTING["boost"], NORM_ADJUSTING["friction_scale"],
                                    NORM_ADJUSTING["resample_scale"])]
-    plan = _plan(spec, temperatures=DEMO_TEMPERATURES, settings=settings, base=spec.kernel_kwargs, schedule=None)
+    plan = _plan(temperatures=DEMO_TEMPERATURES, settings=settings, base=spec.kernel_kwargs, schedule=None)
     burn = _burn_in(args)
     out = _check_out(args.out or _default_out("demo"))
     print(f"{spec.description}; {len(plan)} runs of {args.samples} draws ({burn} burn-in), backend {spec.backend}")
@@ -360,7 +358,7 @@ def _cmd_sweep(args, command):
         if getattr(args, key) is not None:
             base[key] = getattr(args, key)
     settings = list(itertools.product(args.boost, args.friction_scale, args.resample_scale))
-    plan = _plan(spec, temperatures=args.temperatures, settings=settings, base=base, schedule=args.schedule)
+    plan = _plan(temperatures=args.temperatures, settings=settings, base=base, schedule=args.schedule)
     burn = _burn_in(args)
     out = _check_out(args.out or _default_out(f"sweep-{args.model}"))
     table = _execute(spec, plan, samples=args.samples, warmup=args.warmup, chains=args.chains, seed=args.seed,
