@@ -82,8 +82,6 @@ class ModelSpec:
         (step size, steps per draw, friction; for the MLP a small initial
         point, as networks are initialised for training); the norm-adjusting
         settings are applied on top by the caller.
-    num_warmup, num_samples : int
-        Default run lengths (draws).
     obs_site : str or None
         Name of the observed site of the data models.
     num_data : int
@@ -101,8 +99,6 @@ class ModelSpec:
     model_args: tuple
     test_data: tuple | None
     kernel_kwargs: dict
-    num_warmup: int
-    num_samples: int
     obs_site: str | None
     num_data: int
     log_density: Callable | None = None
@@ -157,17 +153,13 @@ def gradient_noise_coefficients(sigma: float, dim: int, n: int = NOISE_POINTS, s
     coordinate, the normal quantiles rescaled to mean 0 and variance
     ``sigma²``, in a random order, i.e. a discretised ``N(0, sigma²)`` noise.
     """
+    from scipy.special import ndtri
+
     rng = np.random.default_rng(seed)
-    q = np.array([_normal_quantile((i + 0.5) / n) for i in range(n)])
+    q = ndtri((np.arange(n) + 0.5) / n)
     q = (q - q.mean()) / q.std()
     cols = [rng.permutation(q) for _ in range(dim)]
     return (sigma * np.stack(cols, axis=1) / n).astype(np.float32)
-
-
-def _normal_quantile(p: float) -> float:
-    from scipy.special import ndtri
-
-    return float(ndtri(p))
 
 
 # -- potentials (NumPy, and generic over the array namespace) --------------------------
@@ -304,22 +296,22 @@ _FUNCTIONS = {
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "bnn-digits": dict(
         kernel=dict(step_size=0.01, num_steps=20, friction=10.0),
-        batch=100, num_warmup=150, num_samples=150,
+        batch=100,
         description="Bayesian MLP (64-32-10, tanh) on scikit-learn digits, minibatch 100",
     ),
     "logreg-cancer": dict(
         kernel=dict(step_size=0.01, num_steps=20, friction=10.0),
-        batch=64, num_warmup=200, num_samples=400,
+        batch=64,
         description="Bayesian logistic regression on breast cancer (30 features), minibatch 64",
     ),
     "double-well": dict(
         kernel=dict(step_size=0.1, num_steps=50, friction=3.0),
-        batch=1, num_warmup=100, num_samples=2000, noise_sigma=2.0,
+        batch=1, noise_sigma=2.0,
         description="U = -2θ² + θ⁴ with N(0, 4) gradient noise (Chen et al. 2014, Fig. 1)",
     ),
     "mixture-2d": dict(
         kernel=dict(step_size=0.05, num_steps=20, friction=1.0),
-        batch=1, num_warmup=100, num_samples=2000, noise_sigma=1.0,
+        batch=1, noise_sigma=1.0,
         description="four-mode 2-D Gaussian mixture with N(0, 1) gradient noise",
     ),
 }
@@ -405,6 +397,6 @@ def get_model(name: str, backend: str, *, subsample_size: int | None = None) -> 
     return ModelSpec(
         name=name, backend=backend, model=_FUNCTIONS[(name, backend)],
         model_args=(*train, int(batch)), test_data=test,
-        kernel_kwargs={**d["kernel"], **_init(name, backend)}, num_warmup=d["num_warmup"], num_samples=d["num_samples"],
+        kernel_kwargs={**d["kernel"], **_init(name, backend)},
         obs_site=obs, num_data=int(n), log_density=log_density, description=d["description"],
     )
