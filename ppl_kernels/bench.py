@@ -542,7 +542,9 @@ def _jax_scaling(base: Workload, ns: list, num_steps: int, steps: int) -> list[M
 
             return call
 
-        out.append(Method(f"ppl_kernels.numpyro.SGHMC N={n:g}", "kernel", kernel_make, draws * num_steps))
+        # A compiled step of this small model costs ~0.07 ms: the call must be long enough
+        # for its slope to rise above the jitter of MCMC.run's fixed cost (~1 s).
+        out.append(Method(f"ppl_kernels.numpyro.SGHMC N={n:g}", "kernel", kernel_make, 25 * draws * num_steps))
 
         def u(theta, key, model=model, X=X, Y=Y):
             # the plate draws its own subsample from the seed
