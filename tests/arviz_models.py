@@ -24,18 +24,29 @@ Y_REG_TRAIN, Y_REG_TEST = Y_REG_ALL[:N_TRAIN], Y_REG_ALL[N_TRAIN:]
 Y_CLS_TRAIN, Y_CLS_TEST = Y_CLS_ALL[:N_TRAIN], Y_CLS_ALL[N_TRAIN:]
 
 
-# -- NumPyro ------------------------------------------------------------------------------
+# The Pyro and NumPyro versions are one definition over the PPL module (``ppl`` is
+# ``pyro`` or ``numpyro``, ``dist`` its distributions), as in ppl_kernels.models.
+def _linreg(ppl, dist, X, y, batch):
+    w = ppl.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+    b = ppl.sample("b", dist.Normal(0.0, 1.0))
+    sigma = ppl.sample("sigma", dist.HalfNormal(1.0))
+    ppl.deterministic("w_norm", (w**2).sum())
+    with ppl.plate("data", X.shape[0], subsample_size=batch) as idx:
+        ppl.sample("obs", dist.Normal(X[idx] @ w + b, sigma), obs=None if y is None else y[idx])
+
+
+def _softmax(ppl, dist, X, y, batch):
+    W = ppl.sample("W", dist.Normal(0.0, 1.0).expand([X.shape[1], NUM_CLASSES]).to_event(2))
+    with ppl.plate("data", X.shape[0], subsample_size=batch) as idx:
+        ppl.sample("y", dist.Categorical(logits=X[idx] @ W), obs=None if y is None else y[idx])
+
+
 def linreg_numpyro(X, y=None, batch=None):
     """Bayesian linear regression (a positive-constrained noise scale, a deterministic site)."""
     import numpyro
     import numpyro.distributions as dist
 
-    w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
-    b = numpyro.sample("b", dist.Normal(0.0, 1.0))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(1.0))
-    numpyro.deterministic("w_norm", (w**2).sum())
-    with numpyro.plate("data", X.shape[0], subsample_size=batch) as idx:
-        numpyro.sample("obs", dist.Normal(X[idx] @ w + b, sigma), obs=None if y is None else y[idx])
+    _linreg(numpyro, dist, X, y, batch)
 
 
 def softmax_numpyro(X, y=None, batch=None):
@@ -43,23 +54,15 @@ def softmax_numpyro(X, y=None, batch=None):
     import numpyro
     import numpyro.distributions as dist
 
-    W = numpyro.sample("W", dist.Normal(0.0, 1.0).expand([X.shape[1], NUM_CLASSES]).to_event(2))
-    with numpyro.plate("data", X.shape[0], subsample_size=batch) as idx:
-        numpyro.sample("y", dist.Categorical(logits=X[idx] @ W), obs=None if y is None else y[idx])
+    _softmax(numpyro, dist, X, y, batch)
 
 
-# -- Pyro ---------------------------------------------------------------------------------
 def linreg_pyro(X, y=None, batch=None):
     """The Pyro twin of :func:`linreg_numpyro`."""
     import pyro
     import pyro.distributions as dist
 
-    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
-    b = pyro.sample("b", dist.Normal(0.0, 1.0))
-    sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
-    pyro.deterministic("w_norm", (w**2).sum())
-    with pyro.plate("data", X.shape[0], subsample_size=batch) as idx:
-        pyro.sample("obs", dist.Normal(X[idx] @ w + b, sigma), obs=None if y is None else y[idx])
+    _linreg(pyro, dist, X, y, batch)
 
 
 def softmax_pyro(X, y=None, batch=None):
@@ -67,9 +70,7 @@ def softmax_pyro(X, y=None, batch=None):
     import pyro
     import pyro.distributions as dist
 
-    W = pyro.sample("W", dist.Normal(0.0, 1.0).expand([X.shape[1], NUM_CLASSES]).to_event(2))
-    with pyro.plate("data", X.shape[0], subsample_size=batch) as idx:
-        pyro.sample("y", dist.Categorical(logits=X[idx] @ W), obs=None if y is None else y[idx])
+    _softmax(pyro, dist, X, y, batch)
 
 
 MODELS = {
