@@ -2,28 +2,43 @@
 # JAX side of the benchmark on one NVIDIA GPU: W2 (784-400-400-10, B=256) and
 # W4 (784-1200-1200-10, B=1000, N=60000), with the threefry / rbg / unsafe_rbg
 # noise rows.  Installs nothing from the internet: jax with CUDA must already be
-# importable, or a local wheel folder given as WHEEL_DIR (pip --no-index).
+# importable; WHEEL_DIR may name a local folder of extra wheels (numpyro,
+# blackjax) installed with pip --no-index into a private target folder.
+# Each workload runs on its own, so a slow one cannot take the other's results.
 # Usage: bash benchmarks/gpu.sh [OUT_DIR]          (about 3 minutes on an H100)
-set -euo pipefail
+#        GPU_SH_DRY_RUN=1 bash benchmarks/gpu.sh   (CPU smoke run of the same steps)
+set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-bench-results-gpu}"
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 if [ -n "${WHEEL_DIR:-}" ]; then
-  python -m pip install --no-index --find-links "$WHEEL_DIR" "jax[cuda12]" >/dev/null \
-    || { echo "gpu.sh: cannot install jax[cuda12] from WHEEL_DIR=$WHEEL_DIR (no internet used)" >&2; exit 2; }
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/gpu-site "$WHEEL_DIR"/*.whl \
+    || { echo "gpu.sh: cannot install the wheels in WHEEL_DIR=$WHEEL_DIR (no internet used)" >&2; exit 2; }
+  export PYTHONPATH="$PWD:/tmp/gpu-site${PYTHONPATH#$PWD}"
 fi
-python - <<'PY' || exit 2
-import sys
+"$PY" - <<'PY' || exit 2
+import os, sys
 try:
     import jax
 except ImportError:
-    sys.exit("gpu.sh: jax is not installed; preinstall jax with CUDA or set WHEEL_DIR to a local wheel folder")
+    sys.exit("gpu.sh: jax is not installed; preinstall jax with CUDA or give WHEEL_DIR")
 gpus = [d for d in jax.devices() if d.platform == "gpu"]
-if not gpus:
+if not gpus and not os.environ.get("GPU_SH_DRY_RUN"):
     sys.exit(f"gpu.sh: jax {jax.__version__} sees no GPU (devices: {jax.devices()}); install the CUDA build of jaxlib")
-print(f"gpu.sh: jax {jax.__version__} on {gpus[0].device_kind}")
+print(f"gpu.sh: jax {jax.__version__} on {gpus[0].device_kind if gpus else 'CPU (dry run)'}")
 PY
-python -m pip install --no-deps --no-build-isolation -e . >/dev/null 2>&1 || true
-# no scaling / storage sections: they are CPU questions; 3 timed rounds keep it under 4 minutes
-timeout 230 python -m ppl_kernels.bench --backends numpyro --workloads W2 W4 --repeats 3 \
-  --no-scaling --no-storage --out "$OUT"
+if [ -n "${GPU_SH_DRY_RUN:-}" ]; then
+  exec "$PY" -m ppl_kernels.bench --backends numpyro --quick --no-scaling --no-storage --out "$OUT/dry"
+fi
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+# no scaling / storage sections: they are CPU questions; 3 timed rounds keep each workload near 100 s
+status=0
+# a GPU step is ~100x cheaper than a CPU one: longer calls keep the slope above launch jitter
+for spec in W2:1000:180 W4:500:220; do
+  IFS=: read -r wl steps limit <<<"$spec"
+  timeout "$limit" "$PY" -m ppl_kernels.bench --backends numpyro --workloads "$wl" --steps "$steps" --repeats 3 \
+    --no-scaling --no-storage --out "$OUT/$wl" || { echo "gpu.sh: $wl did not finish (exit $?)" >&2; status=1; }
+done
+exit $status

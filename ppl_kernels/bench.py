@@ -219,6 +219,11 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
+def _log(msg: str) -> None:
+    """One progress line on stderr (stdout carries the table)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def measure(methods: list[Method], repeats: int, slope: bool = True) -> None:
     """Compile every method once, then time ``repeats`` interleaved rounds.
 
@@ -245,8 +250,9 @@ def measure(methods: list[Method], repeats: int, slope: bool = True) -> None:
             m.status, m.note = "error", f"{type(e).__name__}: {e}"[:300]
             continue
         m.peak_rss_mb = _rss_peak_mb()
+        _log(f"{m.name}: first calls {m.compile_s:.1f} s")
     live = [m for m in methods if m.status == "ok"]
-    for _ in range(repeats):
+    for r in range(repeats):
         for m in live:
             for u in sizes(m):
                 _rss_reset()
@@ -254,6 +260,8 @@ def measure(methods: list[Method], repeats: int, slope: bool = True) -> None:
                 m.peak_rss_mb = max(m.peak_rss_mb, _rss_peak_mb())
                 m.wall[u].append(w)
                 m.cpu[u].append(c)
+            # a run cut short (a time limit) still leaves its figures in the log
+            _log(f"round {r + 1}/{repeats} {m.name}: {_per_step(m.wall, m.units)[0][-1]:.4g} ms/{m.unit}")
     for m in live:
         # the first call ran the same work as the others, plus compilation
         m.compile_s = max(m.compile_s - statistics.median(m.wall[m.units]), 0.0)
@@ -1039,8 +1047,12 @@ def _options(args) -> dict:
         raise ValueError(f"num_steps must be a positive integer, got {args.num_steps}")
     if args.repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {args.repeats}")
+    if args.steps is not None and args.steps < args.num_steps:
+        raise ValueError(f"steps must be at least num_steps={args.num_steps}, got {args.steps}")
     # steps in the small timed call (the large one has 3x): ~0.3 s on two idle cores
     steps = {"default": 40, "scaling": 40} if quick else {"W1": 500, "W2": 50, "W3": 2000, "W4": 100, "default": 200, "scaling": 400}
+    if args.steps is not None:
+        steps = {"default": args.steps, "scaling": steps["scaling"]}
     scaling = [] if args.no_scaling else ([1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000])
     storage = None if args.no_storage else {"workload": "W3" if quick else "W2", "draws": 20 if quick else 100}
     prng = [] if args.no_prng else (["rbg"] if quick else ["rbg", "unsafe_rbg"])
@@ -1081,6 +1093,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backends", nargs="+", metavar="B", help="numpyro and/or pyro (default both)")
     p.add_argument("--num-steps", type=int, default=10, help="integrator steps per draw (default 10)")
     p.add_argument("--repeats", type=int, default=None, help="timed calls per method (default 5, quick 2)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="integrator steps in the small timed call of every workload (default: per workload, "
+                        "sized for ~0.3 s on two CPU cores; raise it on a GPU)")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="which clock the ratios use")
     p.add_argument("--no-scaling", action="store_true", help="skip the ms/step-against-N section")
     p.add_argument("--no-storage", action="store_true", help="skip the memory-per-draw section")
