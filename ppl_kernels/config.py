@@ -97,6 +97,7 @@ class SGHMCConfig:
     friction_scale: float = 1.0
     resample_scale: Any = None
     explore_noise: bool = True
+    thinning: int = 1
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
@@ -104,6 +105,9 @@ class SGHMCConfig:
         if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, (int, np.integer)) or self.num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
         set_("num_steps", int(self.num_steps))
+        if isinstance(self.thinning, bool) or not isinstance(self.thinning, (int, np.integer)) or self.thinning < 1:
+            raise ValueError(f"thinning must be a positive integer, got {self.thinning!r}")
+        set_("thinning", int(self.thinning))
         t = _real("temperature", self.temperature)
         if t < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
@@ -159,6 +163,7 @@ class SGHMCConfig:
             "friction_scale": self.friction_scale,
             "resample_scale": fmt(self.resample_scale),
             "explore_noise": int(bool(self.explore_noise)),
+            "thinning": self.thinning,
         }
 
 
