@@ -10,17 +10,20 @@ untempered ``lp`` statistic come for free.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
+
+import numpy as np
 
 import jax
 import jax.numpy as jnp
-from jax import lax, random
+from jax import random
 from numpyro.distributions import biject_to
 from numpyro.handlers import seed, substitute, trace
 
 from ..config import check_latent_site
 
-__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "epoch_indices"]
+__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "init_epochs", "epoch_indices", "stride_table"]
 
 
 class SubsamplePlate(NamedTuple):
@@ -91,12 +94,56 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     return log_lik, log_prior
 
 
-def epoch_indices(key, perm, pos, subsample_size: int):
-    """Next minibatch of a without-replacement epoch: O(B) per step, one O(N)
-    reshuffle per pass over the data (the hosts' plates permute all N each time)."""
-    n = perm.shape[0]
-    renew = pos + subsample_size > n
-    perm = lax.cond(renew, lambda: random.permutation(key, n).astype(perm.dtype), lambda: perm)
-    pos = jnp.where(renew, 0, pos)
-    idx = lax.dynamic_slice(perm, (pos,), (subsample_size,))
-    return idx, perm, pos + subsample_size
+_INT32_MAX = 2**31 - 1
+
+
+@functools.lru_cache(maxsize=None)
+def stride_table(size: int, subsample_size: int, max_strides: int = 1024) -> np.ndarray:
+    """Strides ``a`` with ``gcd(a, size) = 1``, for the per-epoch visiting orders of
+    :func:`epoch_indices`.
+
+    ``a`` is bounded so that ``offset + a * subsample_size`` stays inside int32
+    (JAX's default integer).  The table is a fixed function of the sizes; each
+    epoch picks one of its entries at random.
+    """
+    amax = min(size - 1, (_INT32_MAX - size) // subsample_size)
+    if amax < 1:
+        raise ValueError(f"plate size {size} with subsample_size {subsample_size} does not fit int32 indices")
+    if amax <= 4 * max_strides:
+        cand = np.arange(1, amax + 1)
+    else:
+        cand = np.unique(np.random.default_rng(size).integers(1, amax + 1, size=4 * max_strides))
+    units = cand[np.gcd(cand, size) == 1]
+    rng = np.random.default_rng([size, subsample_size])
+    return np.sort(rng.permutation(units)[:max_strides]).astype(np.int32)
+
+
+def init_epochs(key, size: int):
+    """Per-plate epoch state ``(base, stride, offset, batches_left)``: a random base
+    permutation (the only O(N) work of a run) and no epoch started yet."""
+    zero = jnp.array(0, jnp.int32)
+    return random.permutation(key, size).astype(jnp.int32), zero, zero, zero
+
+
+def epoch_indices(state, subsample_size: int, renew_draw):
+    """Next minibatch of a without-replacement epoch, O(B) per step and O(1) per epoch.
+
+    An epoch visits the positions of the random base permutation ``π`` (drawn
+    once per chain) in the order ``o, o + a, o + 2a, ... (mod N)`` for a random
+    offset ``o`` and a random stride ``a`` coprime to ``N``: every point once
+    per epoch (the last ``N mod B`` positions of an epoch's order are skipped, as
+    with ``drop_last``), a different grouping every epoch, and no O(N) reshuffle
+    (XLA's CPU sort takes ~2.4 ms per 10^4 points, more than a hundred steps of
+    a small model).  ``renew_draw = (u_stride, u_offset)`` are uniform integers
+    used only when a new epoch starts.
+    """
+    base, stride, offset, left = state
+    n = base.shape[0]
+    table = jnp.asarray(stride_table(n, subsample_size))
+    renew = left == 0
+    stride = jnp.where(renew, table[renew_draw[0] % table.shape[0]], stride)
+    offset = jnp.where(renew, renew_draw[1] % n, offset)
+    left = jnp.where(renew, n // subsample_size, left)
+    pos = (offset + stride * jnp.arange(subsample_size, dtype=jnp.int32)) % n
+    offset = (offset + stride * subsample_size) % n
+    return base[pos], (base, stride, offset, left - 1)

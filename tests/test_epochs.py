@@ -1,0 +1,76 @@
+"""Minibatch epochs of the subsampled plates: without replacement within an epoch,
+uniform over epochs, a fresh grouping each epoch, in both backends."""
+
+import numpy as np
+import pytest
+
+N, B = 103, 10  # N mod B = 3: each epoch leaves three points out, as drop_last does
+EPOCHS = 200
+
+
+def _batches(backend, n, b, count, seed=0):
+    """``count`` successive minibatches (count, b) of the backend's epoch sampler."""
+    if backend == "pyro":
+        import torch
+
+        from ppl_kernels.pyro.model import EpochSampler
+
+        torch.manual_seed(seed)
+        sampler = EpochSampler(n, b)
+        return np.stack([sampler().numpy() for _ in range(count)])
+    import jax
+    from jax import random
+
+    from ppl_kernels.numpyro.model import SubsamplePlate
+    from ppl_kernels.numpyro.kernel import _next_batch, _renew_draws
+    from ppl_kernels.numpyro.model import init_epochs
+
+    plates = (SubsamplePlate("data", n, b),)
+    k0, k1 = random.split(random.PRNGKey(seed))
+
+    @jax.jit
+    def run(state):
+        def step(state, renew):
+            idx, state = _next_batch(plates, state, renew)
+            return state, idx["data"]
+
+        return jax.lax.scan(step, state, _renew_draws(plates, k1, (count,)))[1]
+
+    return np.asarray(run({"data": init_epochs(k0, n)}))
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_epochs_without_replacement_and_uniform(backend):
+    per_epoch = N // B
+    idx = _batches(backend, N, B, EPOCHS * per_epoch).reshape(EPOCHS, per_epoch * B)
+    # within an epoch no point repeats: all per_epoch * B indices distinct, all in range
+    assert all(len(np.unique(e)) == per_epoch * B for e in idx)
+    assert idx.min() >= 0 and idx.max() < N
+    # over epochs every point is used equally often: each is left out with probability 3/N per epoch
+    counts = np.bincount(idx.ravel(), minlength=N)
+    p = per_epoch * B / N
+    z = (counts - EPOCHS * p) / np.sqrt(EPOCHS * p * (1 - p))
+    assert np.abs(z).max() < 5, np.abs(z).max()
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_epochs_regroup_the_data(backend):
+    """Two points that share a minibatch in one epoch share one in the next epoch
+    as often as under independent shuffles, not always (a fixed grouping)."""
+    per_epoch, epochs = N // B, 300
+    idx = _batches(backend, N, B, epochs * per_epoch, seed=1).reshape(epochs, per_epoch, B)
+    kept = []
+    for e in range(epochs - 1):
+        group = np.full(N, -1)
+        for g, batch in enumerate(idx[e + 1]):
+            group[batch] = g
+        i, j = np.triu_indices(B, 1)
+        x, y = idx[e][:, i].ravel(), idx[e][:, j].ravel()
+        kept.append(np.mean((group[x] == group[y]) & (group[x] >= 0)))
+    # under independent shuffles: same-batch pairs of an epoch / all pairs
+    expected = per_epoch * B * (B - 1) / (N * (N - 1))
+    # the per-epoch fractions are heavy-tailed (an epoch order close to the last one keeps most
+    # pairs), so the standard error comes from their own spread
+    se = np.std(kept, ddof=1) / np.sqrt(len(kept))
+    assert abs(np.mean(kept) - expected) < 5 * se, (np.mean(kept), expected, se)
+    assert np.median(kept) < 3 * expected
