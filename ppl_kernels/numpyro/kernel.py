@@ -24,7 +24,7 @@ from ..config import STAT_FIELDS, SGHMCConfig, resolve_site_values
 from ..schedules import EXPLORE
 from . import model as _m
 
-__all__ = ["SGHMC", "SGHMCState"]
+__all__ = ["SGHMC", "SGHMCState", "sghmc_init", "sghmc_draw", "sghmc_sample"]
 
 SGHMCState = namedtuple(
     "SGHMCState",
@@ -38,7 +38,8 @@ SGHMCState.__doc__ = """State of :class:`SGHMC`.
 - **grad** - ∇Ũ(z) of the dynamics' potential at ``z`` (carried for the half kick).
 - **potential_energy** - the dynamics' potential Ũ(z) (likelihood / T in likelihood tempering).
 - the per-draw statistics of ``DESIGN.md`` (``lp`` ... ``diverging``).
-- **batch** - per subsampled plate ``(permutation, position)`` of the current epoch.
+- **batch** - per subsampled plate the epoch state ``(base permutation, stride, offset,
+  batches left)`` of :func:`ppl_kernels.numpyro.model.epoch_indices`.
 - **rng_key** - random key.
 """
 
@@ -62,15 +63,21 @@ class _Static(namedtuple("_Static", ["cfg", "inv_mass", "friction", "mass", "dim
     """Everything a draw needs that is not state (closed over, never traced)."""
 
 
-def _next_batch(plates, batch, key):
-    if not plates:
-        return {}, batch
-    keys = random.split(key, len(plates))
+def _renew_draws(plates, key, shape=()):
+    """Uniform stride indices and offsets for epochs that may start during a draw
+    (drawn once per draw: two PRNG calls per plate, none per step)."""
+    out = {}
+    for p, k in zip(plates, random.split(key, max(len(plates), 1))):
+        ka, ko = random.split(k)
+        table = _m.stride_table(p.size, p.subsample_size)
+        out[p.name] = (random.randint(ka, shape, 0, table.shape[0], jnp.int32), random.randint(ko, shape, 0, p.size, jnp.int32))
+    return out
+
+
+def _next_batch(plates, batch, renew):
     idx, new = {}, {}
-    for p, k in zip(plates, keys):
-        perm, pos = batch[p.name]
-        idx[p.name], perm, pos = _m.epoch_indices(k, perm, pos, p.subsample_size)
-        new[p.name] = (perm, pos)
+    for p in plates:
+        idx[p.name], new[p.name] = _m.epoch_indices(batch[p.name], p.subsample_size, renew[p.name])
     return idx, new
 
 
@@ -79,10 +86,9 @@ def sghmc_init(static: _Static, z, rng_key, model_args=(), model_kwargs=None, i=
     ``N(0, α T M)`` (the stationary law), gradient from a first minibatch."""
     cfg = static.cfg
     key_r, key_perm, key_b, key = random.split(rng_key, 4)
-    batch = {}
-    for p, k in zip(static.plates, random.split(key_perm, max(len(static.plates), 1))):
-        batch[p.name] = (random.permutation(k, p.size).astype(jnp.int32), jnp.array(0, jnp.int32))
-    idx, batch = _next_batch(static.plates, batch, key_b)
+    keys = random.split(key_perm, max(len(static.plates), 1))
+    batch = {p.name: _m.init_epochs(k, p.size) for p, k in zip(static.plates, keys)}
+    idx, batch = _next_batch(static.plates, batch, _renew_draws(static.plates, key_b))
     (u, lp), grad = static.value_and_grad(z, idx, model_args, model_kwargs or {})
     xi = _normal_like(key_r, z)
     r = dynamics.resampled_momentum(xi, cfg.boost * cfg.noise_temperature, static.mass)
@@ -109,7 +115,7 @@ def sghmc_draw(static: _Static, state: SGHMCState, model_args=(), model_kwargs=N
     model_kwargs = model_kwargs or {}
     k = state.i
     eps, phase = cfg.step_size(k, jnp)
-    key, key_res, key_loop = random.split(state.rng_key, 3)
+    key, key_res, key_loop, key_b = random.split(state.rng_key, 4)
     r = state.r
     beta = jnp.nan
     if cfg.resample_scale is not None:
@@ -123,17 +129,17 @@ def sghmc_draw(static: _Static, state: SGHMCState, model_args=(), model_kwargs=N
 
     def step(carry, xs):
         z, r, grad, u, lp, batch = carry
-        step_key, xi = xs
-        key_b, key_xi = random.split(step_key)
+        key_xi, xi, renew = xs
         z = dynamics.drift(z, r, eps, static.inv_mass)
-        idx, batch = _next_batch(static.plates, batch, key_b)
+        idx, batch = _next_batch(static.plates, batch, renew)
         (u, lp), grad = static.value_and_grad(z, idx, model_args, model_kwargs)
         xi = _normal_like(key_xi, r) if xi is None else xi
         r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
         return (z, r, grad, u, lp, batch), None
 
     init = (state.z, r, state.grad, state.potential_energy, state.lp, state.batch)
-    (z, r, grad, u, lp, batch), _ = lax.scan(step, init, (random.split(key_loop, cfg.num_steps), noise), length=cfg.num_steps)
+    xs = (random.split(key_loop, cfg.num_steps), noise, _renew_draws(static.plates, key_b, (cfg.num_steps,)))
+    (z, r, grad, u, lp, batch), _ = lax.scan(step, init, xs, length=cfg.num_steps)
     diverging = ~_all_finite(z, r, u)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverging, b, a), new, old)  # noqa: E731
     z, r, grad, u, lp = keep((z, r, grad, u, lp), (state.z, state.r, state.grad, state.potential_energy, state.lp))
@@ -144,6 +150,21 @@ def sghmc_draw(static: _Static, state: SGHMCState, model_args=(), model_kwargs=N
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype),
         phase=jnp.asarray(phase, jnp.int32), diverging=diverging, batch=batch, rng_key=key,
     )
+
+
+def sghmc_sample(static: _Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:
+    """One kept sample: ``thinning`` consecutive draws, the statistics of the last
+    one, and ``diverging`` if any of them diverged (a fault is never thinned away)."""
+    if static.cfg.thinning == 1:
+        return sghmc_draw(static, state, model_args, model_kwargs)
+
+    def one(_, carry):
+        state, diverged = carry
+        state = sghmc_draw(static, state, model_args, model_kwargs)
+        return state, diverged | state.diverging
+
+    state, diverged = lax.fori_loop(0, static.cfg.thinning, one, (state, jnp.array(False)))
+    return state._replace(diverging=diverged)
 
 
 class SGHMC(MCMCKernel):
@@ -189,6 +210,12 @@ class SGHMC(MCMCKernel):
         exact; smaller β cools the chain (the norm-adjusting heuristic).
     explore_noise : bool
         Whether to inject noise during a schedule's exploration phase.
+    thinning : int
+        Draws per kept sample: each :meth:`sample` call runs ``thinning`` draws
+        and keeps the last (its statistics; ``diverging`` if any of them
+        diverged).  Warmup counts kept samples, as ``num_warmup`` does.  Unlike
+        ``MCMC(thinning=...)`` it is also available in Pyro, whose ``MCMC`` has
+        none.
     init_strategy : callable
         A NumPyro init strategy, e.g. :func:`~numpyro.infer.init_to_median`.
 
@@ -218,6 +245,7 @@ class SGHMC(MCMCKernel):
         friction_scale=1.0,
         resample_scale=None,
         explore_noise=True,
+        thinning=1,
         init_strategy=init_to_uniform,
     ):
         if (model is None) == (potential_fn is None):
@@ -225,7 +253,7 @@ class SGHMC(MCMCKernel):
         self.config = SGHMCConfig(
             step_size=step_size, num_steps=num_steps, temperature=temperature, tempering=tempering,
             mass=mass, friction=friction, boost=boost, friction_scale=friction_scale,
-            resample_scale=resample_scale, explore_noise=explore_noise,
+            resample_scale=resample_scale, explore_noise=explore_noise, thinning=thinning,
         )
         if potential_fn is not None and self.config.tempering == "likelihood":
             raise ValueError("tempering='likelihood' needs a model (a potential_fn has no separate likelihood)")
@@ -298,7 +326,7 @@ class SGHMC(MCMCKernel):
         init_params = self._setup(key_init, model_args, model_kwargs, init_params)
         static = self._static
         init_fn = lambda z, key: sghmc_init(static, z, key, model_args, model_kwargs)  # noqa: E731
-        sample_fn = lambda state, args, kwargs: sghmc_draw(static, state, args, kwargs)  # noqa: E731
+        sample_fn = lambda state, args, kwargs: sghmc_sample(static, state, args, kwargs)  # noqa: E731
         if vectorized:
             state = jax.vmap(init_fn)(init_params, rng_key)
             sample_fn = jax.vmap(sample_fn, in_axes=(0, None, None))
