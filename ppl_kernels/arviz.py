@@ -37,6 +37,7 @@ probabilities (averaged over draws) and the test NLL
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import inspect
 import json
@@ -376,9 +377,7 @@ def _kernel_json(cfg) -> str:
             return {k: np.asarray(x).tolist() for k, x in v.items()}
         return v
 
-    fields = ("step_size", "num_steps", "temperature", "tempering", "mass", "friction", "boost",
-              "friction_scale", "resample_scale", "explore_noise")
-    return json.dumps({f: fmt(getattr(cfg, f)) for f in fields})
+    return json.dumps({f.name: fmt(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)})
 
 
 def _attrs(mcmc, backend, kernel) -> dict[str, Any]:

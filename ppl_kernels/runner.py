@@ -46,12 +46,17 @@ def sample(
         Keyword arguments of ``SGHMC``.
     num_samples, num_warmup, num_chains, seed, chain_method, progress_bar, thinning
         As in the backends' ``MCMC``; Pyro runs several chains in processes
-        (``chain_method`` is NumPyro's) and ignores ``thinning`` (a Pyro MCMC
-        has none).
+        (``chain_method`` is NumPyro's).  ``thinning`` is the kernels' own
+        option in both backends (Pyro's ``MCMC`` has none), so both keep the same
+        draws: ``num_warmup`` and ``num_samples`` count kept samples.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     kernel_kwargs = dict(kernel_kwargs or {})
+    if thinning != 1:
+        if kernel_kwargs.get("thinning", thinning) != thinning:
+            raise ValueError(f"thinning={thinning!r} disagrees with kernel_kwargs['thinning']={kernel_kwargs['thinning']!r}")
+        kernel_kwargs["thinning"] = thinning
     model_kwargs = dict(model_kwargs or {})
     if backend == "numpyro":
         import jax
@@ -62,7 +67,7 @@ def sample(
         kernel = SGHMC(model, potential_fn, **kernel_kwargs)
         mcmc = MCMC(
             kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-            chain_method=chain_method, progress_bar=progress_bar, thinning=thinning,
+            chain_method=chain_method, progress_bar=progress_bar,
         )
         mcmc.run(jax.random.PRNGKey(seed), *model_args, init_params=init_params, **model_kwargs)
         mcmc._ppl_seed = seed
