@@ -81,6 +81,12 @@ def _next_batch(plates, batch, renew):
     return idx, new
 
 
+def _split_bases(batch):
+    """``(bases, counters)``: the base permutations stay out of the step loop's carry,
+    so no step copies an O(N) buffer."""
+    return {k: v[0] for k, v in batch.items()}, {k: v[1:] for k, v in batch.items()}
+
+
 def sghmc_init(static: _Static, z, rng_key, model_args=(), model_kwargs=None, i=0):
     """Initial :data:`SGHMCState` at unconstrained ``z``: momentum drawn from
     ``N(0, α T M)`` (the stationary law), gradient from a first minibatch."""
@@ -128,18 +134,21 @@ def sghmc_draw(static: _Static, state: SGHMCState, model_args=(), model_kwargs=N
         noise_t = jnp.where(phase == EXPLORE, 0.0, noise_t)
 
     def step(carry, xs):
-        z, r, grad, u, lp, batch = carry
+        z, r, grad, u, lp, counters = carry
         key_xi, xi, renew = xs
         z = dynamics.drift(z, r, eps, static.inv_mass)
-        idx, batch = _next_batch(static.plates, batch, renew)
+        idx, batch = _next_batch(static.plates, {k: (bases[k], *c) for k, c in counters.items()}, renew)
+        counters = _split_bases(batch)[1]
         (u, lp), grad = static.value_and_grad(z, idx, model_args, model_kwargs)
         xi = _normal_like(key_xi, r) if xi is None else xi
         r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
-        return (z, r, grad, u, lp, batch), None
+        return (z, r, grad, u, lp, counters), None
 
-    init = (state.z, r, state.grad, state.potential_energy, state.lp, state.batch)
+    bases, counters = _split_bases(state.batch)
+    init = (state.z, r, state.grad, state.potential_energy, state.lp, counters)
     xs = (random.split(key_loop, cfg.num_steps), noise, _renew_draws(static.plates, key_b, (cfg.num_steps,)))
-    (z, r, grad, u, lp, batch), _ = lax.scan(step, init, xs, length=cfg.num_steps)
+    (z, r, grad, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
+    batch = {k: (bases[k], *c) for k, c in counters.items()}
     diverging = ~_all_finite(z, r, u)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverging, b, a), new, old)  # noqa: E731
     z, r, grad, u, lp = keep((z, r, grad, u, lp), (state.z, state.r, state.grad, state.potential_energy, state.lp))
