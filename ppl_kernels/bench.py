@@ -45,7 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -388,11 +388,46 @@ def _observe_numpyro(wl, params, x, y):
     numpyro.sample("y", d, obs=y)
 
 
-def _jax_methods(wl: Workload, num_steps: int, steps: int, prng_impls: tuple, quick: bool) -> list[Method]:
+def _jax_bare(wl: Workload, X, Y, theta0, potential, noise: bool, impl: str = "threefry2x32"):
+    """``make(length)`` of the physical limit: ``length`` jitted value_and_grad steps of the
+    hand-written potential on successive slices of one fixed permutation (no reshuffle),
+    optionally with the ``d`` standard normal draws of the injected noise."""
     import jax
     import jax.numpy as jnp
     from jax import lax, random
     from jax.flatten_util import ravel_pytree
+
+    n, b = wl.n, wl.batch
+    flat0, unravel = ravel_pytree(theta0)
+    vg = jax.value_and_grad(potential)
+    perm = random.permutation(random.PRNGKey(7), n).astype(jnp.int32)
+    starts = n - b + 1
+
+    # the loop length is an argument: one compilation serves both timed sizes
+    @jax.jit
+    def loop(theta, key, X, Y, length):
+        def step(i, carry):
+            theta, key = carry
+            idx = lax.dynamic_slice(perm, ((i * b) % starts,), (b,))
+            u, g = vg(theta, X[idx], Y[idx])
+            if noise:
+                key, k = random.split(key)
+                xi = unravel(random.normal(k, flat0.shape, flat0.dtype))
+                theta = jax.tree.map(lambda t, gg, z: t - 1e-9 * gg + 1e-6 * z, theta, g, xi)
+            else:
+                theta = jax.tree.map(lambda t, gg: t - 1e-9 * gg, theta, g)
+            return theta, key
+
+        return lax.fori_loop(0, length, step, (theta, key))
+
+    key = random.key(0, impl=impl)
+    return lambda length: lambda: jax.block_until_ready(loop(theta0, key, X, Y, length))
+
+
+def _jax_methods(wl: Workload, num_steps: int, steps: int, prng_impls: tuple, quick: bool) -> list[Method]:
+    import jax
+    import jax.numpy as jnp
+    from jax import lax, random
     from numpyro.infer import HMC, MCMC
 
     from .numpyro import SGHMC
@@ -402,35 +437,12 @@ def _jax_methods(wl: Workload, num_steps: int, steps: int, prng_impls: tuple, qu
     n, b, eps = wl.n, wl.batch, wl.step_size
     loglik, logprior, potential, make_model = _jax_pieces(wl)
     theta0 = {k: jnp.asarray(v) for k, v in init_params(wl).items()}
-    flat0, unravel = ravel_pytree(theta0)
-    vg = jax.value_and_grad(potential)
     perm = random.permutation(random.PRNGKey(7), n).astype(jnp.int32)
     starts = n - b + 1
 
-    def bare(noise, impl="threefry2x32"):
-        def make(length):
-            @jax.jit
-            def loop(theta, key):
-                def step(carry, i):
-                    theta, key = carry
-                    idx = lax.dynamic_slice(perm, ((i * b) % starts,), (b,))
-                    u, g = vg(theta, X[idx], Y[idx])
-                    if noise:
-                        key, k = random.split(key)
-                        xi = unravel(random.normal(k, flat0.shape, flat0.dtype))
-                        theta = jax.tree.map(lambda t, gg, z: t - 1e-9 * gg + 1e-6 * z, theta, g, xi)
-                    else:
-                        theta = jax.tree.map(lambda t, gg: t - 1e-9 * gg, theta, g)
-                    return (theta, key), u
+    bare = lambda noise, impl="threefry2x32": _jax_bare(wl, X, Y, theta0, potential, noise, impl)  # noqa: E731
 
-                return lax.scan(step, (theta, key), jnp.arange(length))
-
-            key = random.key(0, impl=impl)
-            return lambda: jax.block_until_ready(loop(theta0, key))
-
-        return make
-
-    out = [Method("bare gradient (jit value_and_grad, lax.scan)", "limit", bare(False), steps,
+    out = [Method("bare gradient (jit value_and_grad, fori_loop)", "limit", bare(False), steps,
                   note="minibatch gather + value_and_grad + SGD update")]
     for impl in ("threefry2x32",) + tuple(prng_impls):
         name = "bare gradient + noise draw" + ("" if impl == "threefry2x32" else f" [{impl}]")
@@ -447,23 +459,23 @@ def _jax_methods(wl: Workload, num_steps: int, steps: int, prng_impls: tuple, qu
 
         sghmc = blackjax.sghmc(blackjax.sgmcmc.gradients.grad_estimator(logprior, bj_loglik, n), num_integration_steps=num_steps)
 
+        @jax.jit
+        def bj_loop(theta, key, X, Y, draws):
+            def one(i, carry):
+                theta, key = carry
+                key, k = random.split(key)
+                idx = lax.dynamic_slice(perm, ((i * b) % starts,), (b,))
+                return sghmc.step(k, theta, (X[idx], Y[idx]), eps), key
+
+            return lax.fori_loop(0, draws, one, (theta, key))
+
         def bj_make(units):
-            @jax.jit
-            def loop(theta, key):
-                def one(carry, i):
-                    theta, key = carry
-                    key, k = random.split(key)
-                    idx = lax.dynamic_slice(perm, ((i * b) % starts,), (b,))
-                    return (sghmc.step(k, theta, (X[idx], Y[idx]), eps), key), None
+            return lambda: jax.block_until_ready(bj_loop(theta0, random.PRNGKey(1), X, Y, units // num_steps))
 
-                return lax.scan(one, (theta, key), jnp.arange(units // num_steps))[0]
-
-            return lambda: jax.block_until_ready(loop(theta0, random.PRNGKey(1)))
-
-        out.append(Method("BlackJAX sghmc (lax.scan)", "anchor", bj_make, draws * num_steps,
+        out.append(Method("BlackJAX sghmc (fori_loop)", "anchor", bj_make, draws * num_steps,
                           note=f"num_integration_steps={num_steps}: one minibatch and one momentum draw per {num_steps} steps"))
     else:
-        out.append(_skipped("BlackJAX sghmc (lax.scan)", "anchor", "blackjax"))
+        out.append(_skipped("BlackJAX sghmc (fori_loop)", "anchor", "blackjax"))
 
     def mcmc_make(kernel_fn, key, last=None, per_draw=num_steps):
         def make(units):
@@ -553,6 +565,9 @@ def _jax_scaling(base: Workload, ns: list, num_steps: int, steps: int) -> list[M
         # A compiled step of this small model costs ~0.07 ms: the call must be long enough
         # for its slope to rise above the jitter of MCMC.run's fixed cost (~1 s).
         out.append(Method(f"ppl_kernels.numpyro.SGHMC N={n:g}", "kernel", kernel_make, 25 * draws * num_steps))
+        # the floor at this N: random rows of a large X miss the caches, for every method alike
+        out.append(Method(f"bare gradient + noise draw N={n:g}", "floor",
+                          _jax_bare(wl, X, Y, theta0, _jax_pieces(wl)[2], True), 25 * draws * num_steps))
 
         def u(theta, key, model=model, X=X, Y=Y):
             # the plate draws its own subsample from the seed
@@ -569,7 +584,7 @@ def _jax_scaling(base: Workload, ns: list, num_steps: int, steps: int) -> list[M
 
                 return lax.scan(step, theta, random.split(key, units))
 
-            return lambda: jax.block_until_ready(loop(theta0, random.PRNGKey(1)))
+            return lambda: jax.block_until_ready(loop(theta0, random.PRNGKey(1), X, Y))
 
         out.append(Method(f"NumPyro plate subsampling, bare gradient N={n:g}", "anchor", host_make, _host_steps(steps, n)))
     return out
@@ -947,7 +962,7 @@ def targets(recs: list[dict], clock: str) -> list[dict]:
     for w in workloads:
         k = med((w, "numpyro", "ppl_kernels.numpyro.SGHMC (MCMC)"))
         floor = med((w, "numpyro", "bare gradient + noise draw"))
-        bj = med((w, "numpyro", "BlackJAX sghmc (lax.scan)"))
+        bj = med((w, "numpyro", "BlackJAX sghmc (fori_loop)"))
         p = med((w, "pyro", "ppl_kernels.pyro.SGHMC (MCMC)"))
         grad = med((w, "pyro", "bare gradient (torch.autograd.grad loop)"))
         post = med((w, "pyro", "posteriors sghmc"))
