@@ -1073,7 +1073,7 @@ def _options(args) -> dict:
     prng = [] if args.no_prng else (["rbg"] if quick else ["rbg", "unsafe_rbg"])
     return {"quick": quick, "workloads": workloads, "backends": backends, "num_steps": args.num_steps,
             "repeats": args.repeats, "steps": steps, "scaling": scaling, "storage": storage, "prng": prng,
-            "prng_workloads": workloads if quick else ["W1", "W2", "W4"]}
+            "prng_workloads": workloads if quick else ["W1", "W4"]}
 
 
 def run(opts: dict, isolate: bool = True, clock: str = "ms_per_step") -> dict:
