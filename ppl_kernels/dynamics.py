@@ -3,7 +3,10 @@
 Every function here is pure arithmetic over ``dict`` s of arrays (one entry per
 latent site, unconstrained space) using only operators, ``**`` and
 ``.sum()``, so the same code runs on ``torch.Tensor`` (Pyro, eagerly) and on
-``jax.Array`` (NumPyro, traced inside ``lax.scan``).  The backends supply the
+``jax.Array`` (NumPyro, traced inside ``lax.scan``).  Each update is written
+once on one array (``*_array``: one site, or all sites raveled into one
+vector, as the Pyro kernel uses them) and mapped over the sites by its
+``dict`` form.  The backends supply the
 random draws and the gradients; these functions supply the mathematics of
 ``DESIGN.md``:
 
@@ -24,6 +27,10 @@ __all__ = [
     "kick",
     "half_kick",
     "resampled_momentum",
+    "drift_array",
+    "kick_array",
+    "half_kick_array",
+    "resampled_momentum_array",
     "draw_statistics",
 ]
 
@@ -35,35 +42,57 @@ def effective_coefficients(mass: dict, friction: dict, boost: float, friction_sc
     return inv_mass, fric
 
 
-def drift(theta: dict, r: dict, step_size, inv_mass: dict) -> dict:
-    """Position update ``θ + ε M'⁻¹ r``."""
-    return {k: theta[k] + step_size * inv_mass[k] * r[k] for k in theta}
+def drift_array(theta, r, step_size, inv_mass):
+    """Position update ``θ + ε M'⁻¹ r`` of one array."""
+    return theta + step_size * inv_mass * r
 
 
-def kick(r: dict, grad: dict, step_size, friction: dict, inv_mass: dict, noise_temperature, xi: dict) -> dict:
-    """Momentum update with friction and injected noise of variance ``2 ε C' T``.
+def kick_array(r, grad, step_size, friction, inv_mass, noise_temperature, xi):
+    """Momentum update of one array, with friction and injected noise of variance
+    ``2 ε C' T``.
 
     ``noise_temperature`` may be 0 (no noise: the T = 0 limit, or an
     exploration phase without noise).
     """
-    return {
-        k: r[k]
-        - step_size * grad[k]
-        - step_size * friction[k] * inv_mass[k] * r[k]
-        + (2.0 * step_size * friction[k] * noise_temperature) ** 0.5 * xi[k]
-        for k in r
-    }
+    return (
+        r
+        - step_size * grad
+        - step_size * friction * inv_mass * r
+        + (2.0 * step_size * friction * noise_temperature) ** 0.5 * xi
+    )
+
+
+def half_kick_array(r, grad, step_size):
+    """``r − ε/2 ∇Ũ(θ)`` of one array: turns a freshly drawn momentum into the
+    half-step momentum the drift-first integrator expects (without it
+    resampling biases Var θ)."""
+    return r - 0.5 * step_size * grad
+
+
+def resampled_momentum_array(xi, resample_scale, mass):
+    """``r ~ N(0, β M)`` of one array from standard normal draws ``xi`` (base mass
+    ``M``, not ``αM``)."""
+    return (resample_scale * mass) ** 0.5 * xi
+
+
+def drift(theta: dict, r: dict, step_size, inv_mass: dict) -> dict:
+    """:func:`drift_array` per site."""
+    return {k: drift_array(theta[k], r[k], step_size, inv_mass[k]) for k in theta}
+
+
+def kick(r: dict, grad: dict, step_size, friction: dict, inv_mass: dict, noise_temperature, xi: dict) -> dict:
+    """:func:`kick_array` per site."""
+    return {k: kick_array(r[k], grad[k], step_size, friction[k], inv_mass[k], noise_temperature, xi[k]) for k in r}
 
 
 def half_kick(r: dict, grad: dict, step_size) -> dict:
-    """``r − ε/2 ∇Ũ(θ)``: turns a freshly drawn momentum into the half-step momentum
-    the drift-first integrator expects (without it resampling biases Var θ)."""
-    return {k: r[k] - 0.5 * step_size * grad[k] for k in r}
+    """:func:`half_kick_array` per site."""
+    return {k: half_kick_array(r[k], grad[k], step_size) for k in r}
 
 
 def resampled_momentum(xi: dict, resample_scale, mass: dict) -> dict:
-    """``r ~ N(0, β M)`` from standard normal draws ``xi`` (base mass ``M``, not ``αM``)."""
-    return {k: (resample_scale * mass[k]) ** 0.5 * xi[k] for k in xi}
+    """:func:`resampled_momentum_array` per site."""
+    return {k: resampled_momentum_array(xi[k], resample_scale, mass[k]) for k in xi}
 
 
 def draw_statistics(theta: dict, r: dict, grad: dict, inv_mass: dict, dim: int) -> dict:
