@@ -17,10 +17,11 @@ from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import biject_to
+from torch.distributions import transforms as _T
 
 from ..config import check_latent_site
 
-__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "EpochSampler"]
+__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "is_identity", "EpochSampler"]
 
 
 class SubsamplePlate(NamedTuple):
@@ -78,13 +79,28 @@ def transforms_of(sites: dict) -> dict:
     return {name: biject_to(site["fn"].support).inv for name, site in sites.items()}
 
 
+def is_identity(transform) -> bool:
+    """Whether ``transform`` is the identity (an unconstrained real site), possibly
+    wrapped in inverses and ``IndependentTransform`` s: its log-Jacobian is 0."""
+    while True:
+        if isinstance(transform, _T._InverseTransform):
+            transform = transform.inv
+        elif isinstance(transform, _T.IndependentTransform):
+            transform = transform.base_transform
+        else:
+            return isinstance(transform, _T.ComposeTransform) and not transform.parts
+
+
 def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     """Return ``(log_likelihood, log_prior)`` at unconstrained ``z``.
 
     The log-likelihood is the plate-scaled minibatch estimate; the log-prior
-    includes the log-Jacobian of the unconstrained transform.
+    includes the log-Jacobian of the unconstrained transform (skipped for
+    identity transforms, whose log-Jacobian is 0: a saving on every step).
     """
-    x = {k: transforms[k].inv(v) for k, v in z.items()}
+    moved = [k for k in z if not is_identity(transforms[k])]
+    x = dict(z)
+    x.update({k: transforms[k].inv(z[k]) for k in moved})
     tr = poutine.trace(poutine.condition(model, data={**x, **indices})).get_trace(*model_args, **model_kwargs)
     log_lik = torch.zeros(())
     log_prior = torch.zeros(())
@@ -96,8 +112,8 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
             log_prior = log_prior + lp
         else:
             log_lik = log_lik + lp
-    for k, v in z.items():
-        log_prior = log_prior + transforms[k].inv.log_abs_det_jacobian(v, x[k]).sum()
+    for k in moved:
+        log_prior = log_prior + transforms[k].inv.log_abs_det_jacobian(z[k], x[k]).sum()
     return log_lik, log_prior
 
 
