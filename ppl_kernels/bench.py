@@ -315,6 +315,12 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+#: Longer calls for the rows driven by NumPyro's MCMC.run: each call carries a fixed
+#: ~0.3-0.4 s (the sampling loop is re-jitted, here loaded from a persistent cache)
+#: whose jitter would swamp the slope of a short call (W3: 2000 steps are ~20 ms of work).
+_MCMC_CALLS = {"W1": 4, "W2": 4, "W3": 20}
+
+
 def _hmc_steps(steps: int, num_steps: int, wl: Workload) -> int:
     """Fixed HMC trajectory length: ``num_steps``, or fewer when a full-data
     gradient is so dear that one draw would outlast the other methods' calls;
@@ -495,12 +501,14 @@ def _jax_methods(wl: Workload, num_steps: int, steps: int, prng_impls: tuple, qu
     hmc_steps = _hmc_steps(steps, num_steps, wl)
     full_model = make_model(False)
     hmc = lambda: HMC(full_model, step_size=eps / 10, num_steps=hmc_steps, adapt_step_size=False, adapt_mass_matrix=False)  # noqa: E731
+    long = _MCMC_CALLS.get(wl.name, 1)
     out.append(Method("NumPyro HMC, full data (per gradient)", "anchor", mcmc_make(hmc, random.PRNGKey(2), per_draw=hmc_steps),
-                      hmc_steps, unit="gradient", status="skipped" if quick else "ok", hint=_QUICK_HINT if quick else "",
+                      long * hmc_steps, unit="gradient", status="skipped" if quick else "ok", hint=_QUICK_HINT if quick else "",
                       note=f"num_steps={hmc_steps}; all N={n} points per gradient: HMC refuses subsampled plates"))
 
     model = make_model(True)
-    for impl in ("threefry2x32",) + tuple(prng_impls):
+    # the kernel's PRNG variant is measured with rbg only (unsafe_rbg's noise rows show the same cost)
+    for impl in ("threefry2x32",) + tuple(prng_impls)[:1]:
         last: dict = {}
 
         def check(last=last):
@@ -509,7 +517,7 @@ def _jax_methods(wl: Workload, num_steps: int, steps: int, prng_impls: tuple, qu
         kern = lambda: SGHMC(model, step_size=eps, num_steps=num_steps)  # noqa: E731
         name = "ppl_kernels.numpyro.SGHMC (MCMC)" + ("" if impl == "threefry2x32" else f" [{impl} key]")
         out.append(Method(name, "kernel" if impl == "threefry2x32" else "variant",
-                          mcmc_make(kern, random.key(3, impl=impl), last), draws * num_steps, check=check,
+                          mcmc_make(kern, random.key(3, impl=impl), last), long * draws * num_steps, check=check,
                           note=f"num_steps={num_steps}; mcmc.run(jax.random.key(seed, impl={impl!r}), ...)"))
     out[0].check = lambda: {"potential_matches_model": _jax_potential_check(wl, X, Y, theta0, potential, model)}
     return out
@@ -770,6 +778,9 @@ def _torch_methods(wl: Workload, num_steps: int, steps: int, quick: bool) -> lis
     kern = lambda: SGHMC(model, step_size=eps, num_steps=num_steps)  # noqa: E731
     out.append(Method("ppl_kernels.pyro.SGHMC (MCMC)", "kernel", mcmc_make(kern, last), draws * num_steps, check=check,
                       note=f"num_steps={num_steps}"))
+    kern_jit = lambda: SGHMC(model, step_size=eps, num_steps=num_steps, jit_compile=True, ignore_jit_warnings=True)  # noqa: E731
+    out.append(Method("ppl_kernels.pyro.SGHMC (MCMC) [jit_compile]", "variant", mcmc_make(kern_jit), draws * num_steps,
+                      note=f"num_steps={num_steps}; potential traced once with torch.jit.trace (setup in the fixed cost)"))
     out[0].check = lambda: {"potential_matches_model": _torch_potential_check(wl, X, Y, theta0, potential, model)}
     return out
 
@@ -842,22 +853,22 @@ def _torch_storage(wl: Workload, num_steps: int, draws: int, quick: bool = False
     shapes = wl.param_shapes()
     big = sorted(shapes, key=lambda k: -int(np.prod(shapes[k])))[:2]
     rows = []
-    for label, save in [("all sites", None), (f"drop {', '.join(big)} (save_params)", [k for k in shapes if k not in big])]:
+    for label, thinning, save in [("all sites", 1, None), ("thinning=5", 5, None),
+                                  (f"drop {', '.join(big)} (save_params)", 1, [k for k in shapes if k not in big])]:
         pyro.set_rng_seed(0)
-        mcmc = MCMC(SGHMC(model, step_size=wl.step_size, num_steps=num_steps), num_samples=draws, warmup_steps=0,
-                    disable_progbar=True, initial_params={k: v.clone() for k, v in theta0.items()}, save_params=save)
+        kept = draws // thinning
+        mcmc = MCMC(SGHMC(model, step_size=wl.step_size, num_steps=num_steps, thinning=thinning), num_samples=kept,
+                    warmup_steps=0, disable_progbar=True, initial_params={k: v.clone() for k, v in theta0.items()},
+                    save_params=save)
         _rss_reset()
         base = _rss_peak_mb()
         mcmc.run(X, Y)
         samples = mcmc.get_samples()
         stored = sum(v.numel() * v.element_size() for v in samples.values())
         stats = sum(v.numel() * v.element_size() for v in mcmc._diagnostics[0].values() if torch.is_tensor(v))
-        rows.append({"backend": "pyro", "workload": wl.name, "storage": label, "draws_run": draws, "draws_kept": draws,
-                     "bytes_per_kept_draw": (stored + stats) / draws, "bytes_per_draw_run": (stored + stats) / draws,
-                     "peak_rss_growth_mb": _rss_peak_mb() - base})
-    rows.append({"backend": "pyro", "workload": wl.name, "storage": "thinning", "draws_run": draws, "draws_kept": None,
-                 "bytes_per_kept_draw": None, "bytes_per_draw_run": None, "peak_rss_growth_mb": None,
-                 "note": "pyro.infer.MCMC has no thinning; see the report for the kernel option"})
+        rows.append({"backend": "pyro", "workload": wl.name, "storage": label, "draws_run": kept * thinning,
+                     "draws_kept": kept, "bytes_per_kept_draw": (stored + stats) / kept,
+                     "bytes_per_draw_run": (stored + stats) / (kept * thinning), "peak_rss_growth_mb": _rss_peak_mb() - base})
     return rows
 
 
