@@ -36,7 +36,7 @@ pstats.Stats(prof).sort_stats("tottime").print_stats(18)
 
 # P2: per-call cost of the kernel's potential+gradient against the bare one
 kern.setup(0, X, Y)
-vg = kern._static.value_and_grad
+vg = lambda z: kern._static.value_and_grad(kern._static.layout.flatten(z))  # noqa: E731  (flat θ inside the kernel)
 perm = torch.randperm(wl.n)
 
 
