@@ -42,10 +42,12 @@ SGHMCState.__doc__ = """State of :class:`SGHMC` (the per-draw statistics are kep
 - **lp** - the untempered minibatch log density at ``z``.
 """
 
-_Static = namedtuple("_Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "value_and_grad"])
+_Static = namedtuple("_Static", ["cfg", "inv_mass", "friction", "mass", "dim", "value_and_grad", "layout", "flat"])
 _Static.__doc__ = """What a draw needs besides the state.  ``inv_mass``, ``friction`` and ``mass``
-are coefficients of the flat vector (a float when equal on every site, else a
-flat tensor); ``value_and_grad`` maps flat θ to ``(Ũ, lp, flat ∇Ũ)``."""
+are per-site dicts; ``flat`` holds the same three as coefficients of the flat
+vector (a float when equal on every site, else a flat tensor);
+``value_and_grad`` maps flat θ to ``(Ũ, lp, flat ∇Ũ)``."""
+_Flat = namedtuple("_Flat", ["inv_mass", "friction", "mass"])
 
 
 class _Layout:
@@ -86,7 +88,7 @@ def sghmc_init(static: _Static, z: dict) -> SGHMCState:
     cfg, lay = static.cfg, static.layout
     u, lp, grad = static.value_and_grad(lay.flatten(z))
     xi = lay.flatten(_normal_like(z))
-    r = dynamics.resampled_momentum_array(xi, cfg.boost * cfg.noise_temperature, static.mass)
+    r = dynamics.resampled_momentum_array(xi, cfg.boost * cfg.noise_temperature, static.flat.mass)
     return SGHMCState(0, {k: v.detach() for k, v in z.items()}, lay.unflatten(r), lay.unflatten(grad), u, lp)
 
 
@@ -106,18 +108,18 @@ def sghmc_draw(static: _Static, state: SGHMCState, noise=None):
     if cfg.resample_scale is not None:
         beta, phase_b = cfg.resample_scale(k)
         phase = max(phase, phase_b)
-        r = dynamics.resampled_momentum_array(lay.flatten(_normal_like(state.r)), beta, static.mass)
+        r = dynamics.resampled_momentum_array(lay.flatten(_normal_like(state.r)), beta, static.flat.mass)
         r = dynamics.half_kick_array(r, grad, eps)
     noise_t = 0.0 if (phase == EXPLORE and not cfg.explore_noise) else cfg.noise_temperature
     u, lp = state.potential_energy, state.lp
     for step in range(cfg.num_steps):
-        z = dynamics.drift_array(z, r, eps, static.inv_mass)
+        z = dynamics.drift_array(z, r, eps, static.flat.inv_mass)
         u, lp, grad = static.value_and_grad(z)
         if noise is not None:
             xi = lay.flatten(noise[step])
         else:
             xi = torch.randn_like(z) if noise_t else 0.0  # no noise to inject: no draw
-        r = dynamics.kick_array(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
+        r = dynamics.kick_array(r, grad, eps, static.flat.friction, static.flat.inv_mass, noise_t, xi)
     if not _all_finite(z, r, u):
         return state._replace(i=k + 1), _statistics(static, state, eps, beta, phase, True)
     new = SGHMCState(k + 1, lay.unflatten(z), lay.unflatten(r), lay.unflatten(grad), u, lp)
@@ -128,7 +130,7 @@ def _statistics(static, state, eps, beta, phase, diverging, flat=None):
     lay = static.layout
     z, r, grad = flat if flat is not None else (lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad))
     one = lambda v: {"θ": v}  # noqa: E731  (the statistics sum over the one flat "site")
-    raw = dynamics.draw_statistics(one(z), one(r), one(grad), one(static.inv_mass), static.dim)
+    raw = dynamics.draw_statistics(one(z), one(r), one(grad), one(static.flat.inv_mass), static.dim)
     stats = {k: float(v) for k, v in raw.items()}
     stats.update(lp=float(state.lp), step_size=float(eps), resample_scale=float(beta), phase=int(phase),
                  diverging=diverging)
@@ -313,8 +315,8 @@ class SGHMC(MCMCKernel):
             parts = _compiled(parts, lay.flatten(z0), self.plates, self.ignore_jit_warnings)
         samplers = list(self._samplers.values())
         log_parts = lambda z: parts(z, *[s() for s in samplers])  # noqa: E731
-        self._static = _Static(cfg, lay, lay.coefficient(inv_mass), lay.coefficient(fric), lay.coefficient(mass),
-                               sum(lay.numels), _value_and_grad(log_parts))
+        flat = _Flat(lay.coefficient(inv_mass), lay.coefficient(fric), lay.coefficient(mass))
+        self._static = _Static(cfg, inv_mass, fric, mass, sum(lay.numels), _value_and_grad(log_parts), lay, flat)
         self._state = sghmc_init(self._static, z0)
 
     def sample(self, params):
