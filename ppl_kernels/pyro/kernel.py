@@ -292,7 +292,8 @@ class SGHMC(MCMCKernel):
             plate_names = [p.name for p in self.plates]
 
             def parts(z, *idx):
-                lik, prior = _m.log_joint_parts(model, args, kwargs, transforms, lay.unflatten(z), dict(zip(plate_names, idx)))
+                indices = dict(zip(plate_names, idx))
+                lik, prior = _m.log_joint_parts(model, args, kwargs, transforms, lay.unflatten(z), indices)
                 return -(weight * lik + prior), lik + prior
         else:
             if self._initial_params is None:
