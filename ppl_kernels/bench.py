@@ -975,6 +975,7 @@ def targets(recs: list[dict], clock: str) -> list[dict]:
         floor = med((w, "numpyro", "bare gradient + noise draw"))
         bj = med((w, "numpyro", "BlackJAX sghmc (fori_loop)"))
         p = med((w, "pyro", "ppl_kernels.pyro.SGHMC (MCMC)"))
+        pj = med((w, "pyro", "ppl_kernels.pyro.SGHMC (MCMC) [jit_compile]"))
         grad = med((w, "pyro", "bare gradient (torch.autograd.grad loop)"))
         post = med((w, "pyro", "posteriors sghmc"))
         for name, num, den, limit in [
@@ -982,6 +983,8 @@ def targets(recs: list[dict], clock: str) -> list[dict]:
             ("NumPyro kernel no slower than BlackJAX sghmc", k, bj, 1.0),
             ("Pyro kernel <= 1.5 x bare PyTorch gradient", p, grad, 1.5),
             ("Pyro kernel no slower than posteriors", p, post, 1.0),
+            ("Pyro kernel, jit_compile=True <= 1.5 x bare PyTorch gradient", pj, grad, 1.5),
+            ("Pyro kernel, jit_compile=True no slower than posteriors", pj, post, 1.0),
         ]:
             if num is None or den is None:
                 out.append({"workload": w, "target": name, "ratio": None, "met": None})
