@@ -577,17 +577,17 @@ def _jax_scaling(base: Workload, ns: list, num_steps: int, steps: int) -> list[M
         out.append(Method(f"bare gradient + noise draw N={n:g}", "floor",
                           _jax_bare(wl, X, Y, theta0, _jax_pieces(wl)[2], True), 25 * draws * num_steps))
 
-        def u(theta, key, model=model, X=X, Y=Y):
+        def u(theta, key, X, Y, model=model):
             # the plate draws its own subsample from the seed
             return -log_density(seed(model, key), (X, Y), {}, theta)[0]
 
         vg = jax.value_and_grad(u)
 
-        def host_make(units, vg=vg, theta0=theta0):
+        def host_make(units, vg=vg, theta0=theta0, X=X, Y=Y):
             @jax.jit
-            def loop(theta, key):
+            def loop(theta, key, X, Y):
                 def step(theta, k):
-                    val, g = vg(theta, k)
+                    val, g = vg(theta, k, X, Y)
                     return jax.tree.map(lambda t, gg: t - 1e-9 * gg, theta, g), val
 
                 return lax.scan(step, theta, random.split(key, units))
@@ -909,7 +909,7 @@ def _backend_job(backend: str, opts: dict) -> dict:
     num_steps, repeats, quick = opts["num_steps"], opts["repeats"], opts["quick"]
     for name in opts["workloads"]:
         wl = WORKLOADS[name]
-        steps = opts["steps"].get(name, opts["steps"]["default"])
+        steps = opts["steps"].get(f"{backend}:{name}", opts["steps"].get(name, opts["steps"]["default"]))
         if backend == "numpyro":
             prng = tuple(opts["prng"]) if name in opts["prng_workloads"] else ()
             methods = _jax_methods(wl, num_steps, steps, prng, quick)
@@ -1044,7 +1044,9 @@ def render_markdown(report: dict) -> str:
         lines += [f"## ms/step against N (W3 model, B={WORKLOADS['W3'].batch})", "",
                   "| backend | method | N | ms/step median [min, max] | CPU ms/step |", "|---|---|---|---|---|"]
         for r in sorted(report["scaling"], key=lambda r: (r["backend"], r["role"], r["n"])):
-            if r["status"] != "ok":
+            if r["status"] != "ok":  # a failed row is shown, never dropped
+                lines.append(f"| {r['backend']} | {r['method'].rsplit(' N=', 1)[0]} | {r['n']:.0e} | {r['status']}: "
+                             f"{r['note'][:120]} | |")
                 continue
             ms = r["ms_per_step"]
             lines.append(f"| {r['backend']} | {r['method'].rsplit(' N=', 1)[0]} | {r['n']:.0e} | {_fmt(ms['median'])} "
@@ -1079,7 +1081,9 @@ def _options(args) -> dict:
     if args.steps is not None and args.steps < args.num_steps:
         raise ValueError(f"steps must be at least num_steps={args.num_steps}, got {args.steps}")
     # steps in the small timed call (the large one has 3x): ~0.3 s on two idle cores
-    steps = {"default": 40, "scaling": 40} if quick else {"W1": 500, "W2": 50, "W3": 2000, "W4": 100, "default": 200, "scaling": 400}
+    # ("pyro:W1": Pyro's calls have no re-jit jitter to outlast, so they can be shorter)
+    steps = {"default": 40, "scaling": 40} if quick else {
+        "W1": 500, "W2": 50, "W3": 2000, "W4": 100, "pyro:W1": 250, "pyro:W3": 500, "default": 200, "scaling": 400}
     if args.steps is not None:
         steps = {"default": args.steps, "scaling": steps["scaling"]}
     scaling = [] if args.no_scaling else ([1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000])
@@ -1121,7 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workloads", nargs="+", metavar="W", help=f"among {sorted(WORKLOADS)} (default W1 W2 W3)")
     p.add_argument("--backends", nargs="+", metavar="B", help="numpyro and/or pyro (default both)")
     p.add_argument("--num-steps", type=int, default=10, help="integrator steps per draw (default 10)")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per method (default 5, quick 2)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per method (default 3, quick 2)")
     p.add_argument("--steps", type=int, default=None,
                    help="integrator steps in the small timed call of every workload (default: per workload, "
                         "sized for ~0.3 s on two CPU cores; raise it on a GPU)")
@@ -1133,7 +1137,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="bench-results", help="folder for bench.json and bench.md")
     args = p.parse_args(argv)
     if args.repeats is None:
-        args.repeats = 2 if args.quick else 5
+        args.repeats = 2 if args.quick else 3
     opts = _options(args)
     report = run(opts, isolate=not args.no_isolate, clock="ms_per_step" if args.clock == "wall" else "cpu_ms_per_step")
     os.makedirs(args.out, exist_ok=True)
