@@ -21,22 +21,23 @@ def _batches(backend, n, b, count, seed=0):
     import jax
     from jax import random
 
-    from ppl_kernels.numpyro.model import SubsamplePlate
     from ppl_kernels.numpyro.kernel import _next_batch, _renew_draws
-    from ppl_kernels.numpyro.model import init_epochs
+    from ppl_kernels.numpyro.model import SubsamplePlate, init_epochs
 
     plates = (SubsamplePlate("data", n, b),)
     k0, k1 = random.split(random.PRNGKey(seed))
 
+    base, counters = init_epochs(k0, n)
+
     @jax.jit
-    def run(state):
-        def step(state, renew):
-            idx, state = _next_batch(plates, state, renew)
-            return state, idx["data"]
+    def run(counters):
+        def step(counters, renew):
+            idx, counters = _next_batch(plates, {"data": base}, counters, renew)
+            return counters, idx["data"]
 
-        return jax.lax.scan(step, state, _renew_draws(plates, k1, (count,)))[1]
+        return jax.lax.scan(step, counters, _renew_draws(plates, k1, (count,)))[1]
 
-    return np.asarray(run({"data": init_epochs(k0, n)}))
+    return np.asarray(run({"data": counters}))
 
 
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])

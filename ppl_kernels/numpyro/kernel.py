@@ -8,7 +8,6 @@ draw runs its ``num_steps`` integrator steps inside a single ``lax.scan``.
 from __future__ import annotations
 
 from collections import namedtuple
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +37,8 @@ SGHMCState.__doc__ = """State of :class:`SGHMC`.
 - **grad** - ∇Ũ(z) of the dynamics' potential at ``z`` (carried for the half kick).
 - **potential_energy** - the dynamics' potential Ũ(z) (likelihood / T in likelihood tempering).
 - the per-draw statistics of ``DESIGN.md`` (``lp`` ... ``diverging``).
-- **batch** - per subsampled plate the epoch state ``(base permutation, stride, offset,
-  batches left)`` of :func:`ppl_kernels.numpyro.model.epoch_indices`.
+- **batch** - per subsampled plate ``(base permutation, (stride, offset, batches left))``,
+  the epoch state of :func:`ppl_kernels.numpyro.model.epoch_indices`.
 - **rng_key** - random key.
 """
 
@@ -74,17 +73,12 @@ def _renew_draws(plates, key, shape=()):
     return out
 
 
-def _next_batch(plates, batch, renew):
+def _next_batch(plates, bases, counters, renew):
+    """Minibatch indices of every subsampled plate and the advanced epoch counters."""
     idx, new = {}, {}
     for p in plates:
-        idx[p.name], new[p.name] = _m.epoch_indices(batch[p.name], p.subsample_size, renew[p.name])
+        idx[p.name], new[p.name] = _m.epoch_indices(bases[p.name], counters[p.name], p.subsample_size, renew[p.name])
     return idx, new
-
-
-def _split_bases(batch):
-    """``(bases, counters)``: the base permutations stay out of the step loop's carry,
-    so no step copies an O(N) buffer."""
-    return {k: v[0] for k, v in batch.items()}, {k: v[1:] for k, v in batch.items()}
 
 
 def sghmc_init(static: _Static, z, rng_key, model_args=(), model_kwargs=None, i=0):
@@ -93,8 +87,11 @@ def sghmc_init(static: _Static, z, rng_key, model_args=(), model_kwargs=None, i=
     cfg = static.cfg
     key_r, key_perm, key_b, key = random.split(rng_key, 4)
     keys = random.split(key_perm, max(len(static.plates), 1))
-    batch = {p.name: _m.init_epochs(k, p.size) for p, k in zip(static.plates, keys)}
-    idx, batch = _next_batch(static.plates, batch, _renew_draws(static.plates, key_b))
+    epochs = {p.name: _m.init_epochs(k, p.size) for p, k in zip(static.plates, keys)}
+    bases = {name: e[0] for name, e in epochs.items()}
+    idx, counters = _next_batch(static.plates, bases, {name: e[1] for name, e in epochs.items()},
+                                _renew_draws(static.plates, key_b))
+    batch = {name: (bases[name], counters[name]) for name in bases}
     (u, lp), grad = static.value_and_grad(z, idx, model_args, model_kwargs or {})
     xi = _normal_like(key_r, z)
     r = dynamics.resampled_momentum(xi, cfg.boost * cfg.noise_temperature, static.mass)
@@ -137,18 +134,19 @@ def sghmc_draw(static: _Static, state: SGHMCState, model_args=(), model_kwargs=N
         z, r, grad, u, lp, counters = carry
         key_xi, xi, renew = xs
         z = dynamics.drift(z, r, eps, static.inv_mass)
-        idx, batch = _next_batch(static.plates, {k: (bases[k], *c) for k, c in counters.items()}, renew)
-        counters = _split_bases(batch)[1]
+        idx, counters = _next_batch(static.plates, bases, counters, renew)
         (u, lp), grad = static.value_and_grad(z, idx, model_args, model_kwargs)
         xi = _normal_like(key_xi, r) if xi is None else xi
         r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
         return (z, r, grad, u, lp, counters), None
 
-    bases, counters = _split_bases(state.batch)
+    # the base permutations stay out of the step loop's carry: no step copies an O(N) buffer
+    bases = {name: b[0] for name, b in state.batch.items()}
+    counters = {name: b[1] for name, b in state.batch.items()}
     init = (state.z, r, state.grad, state.potential_energy, state.lp, counters)
     xs = (random.split(key_loop, cfg.num_steps), noise, _renew_draws(static.plates, key_b, (cfg.num_steps,)))
     (z, r, grad, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
-    batch = {k: (bases[k], *c) for k, c in counters.items()}
+    batch = {name: (bases[name], counters[name]) for name in bases}
     diverging = ~_all_finite(z, r, u)
     keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(diverging, b, a), new, old)  # noqa: E731
     z, r, grad, u, lp = keep((z, r, grad, u, lp), (state.z, state.r, state.grad, state.potential_energy, state.lp))

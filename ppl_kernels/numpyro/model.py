@@ -13,10 +13,8 @@ from __future__ import annotations
 import functools
 from typing import NamedTuple
 
-import numpy as np
-
-import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import random
 from numpyro.distributions import biject_to
 from numpyro.handlers import seed, substitute, trace
@@ -119,31 +117,33 @@ def stride_table(size: int, subsample_size: int, max_strides: int = 1024) -> np.
 
 
 def init_epochs(key, size: int):
-    """Per-plate epoch state ``(base, stride, offset, batches_left)``: a random base
+    """Per-plate epoch state ``(base, (stride, offset, batches_left))``: a random base
     permutation (the only O(N) work of a run) and no epoch started yet."""
     zero = jnp.array(0, jnp.int32)
-    return random.permutation(key, size).astype(jnp.int32), zero, zero, zero
+    return random.permutation(key, size).astype(jnp.int32), (zero, zero, zero)
 
 
-def epoch_indices(state, subsample_size: int, renew_draw):
+def epoch_indices(base, counters, subsample_size: int, renew_draw):
     """Next minibatch of a without-replacement epoch, O(B) per step and O(1) per epoch.
 
-    An epoch visits the positions of the random base permutation ``π`` (drawn
-    once per chain) in the order ``o, o + a, o + 2a, ... (mod N)`` for a random
-    offset ``o`` and a random stride ``a`` coprime to ``N``: every point once
-    per epoch (the last ``N mod B`` positions of an epoch's order are skipped, as
-    with ``drop_last``), a different grouping every epoch, and no O(N) reshuffle
-    (XLA's CPU sort takes ~2.4 ms per 10^4 points, more than a hundred steps of
-    a small model).  ``renew_draw = (u_stride, u_offset)`` are uniform integers
-    used only when a new epoch starts.
+    An epoch visits the positions of the random base permutation ``base``
+    (drawn once per chain) in the order ``o, o + a, o + 2a, ... (mod N)`` for a
+    random offset ``o`` and a random stride ``a`` coprime to ``N``: every point
+    once per epoch (the last ``N mod B`` positions of an epoch's order are
+    skipped, as with ``drop_last``), a different grouping every epoch, and no
+    O(N) reshuffle (XLA's CPU sort takes ~2.4 ms per 10^4 points, more than a
+    hundred steps of a small model).  ``counters = (stride, offset,
+    batches_left)``; ``renew_draw = (stride index, offset)``, uniform on
+    ``[0, len(stride_table))`` and ``[0, N)``, is used only when a new epoch
+    starts.  Returns ``(indices, counters)``.
     """
-    base, stride, offset, left = state
+    stride, offset, left = counters
     n = base.shape[0]
     table = jnp.asarray(stride_table(n, subsample_size))
     renew = left == 0
-    stride = jnp.where(renew, table[renew_draw[0] % table.shape[0]], stride)
-    offset = jnp.where(renew, renew_draw[1] % n, offset)
+    stride = jnp.where(renew, table[renew_draw[0]], stride)
+    offset = jnp.where(renew, renew_draw[1], offset)
     left = jnp.where(renew, n // subsample_size, left)
     pos = (offset + stride * jnp.arange(subsample_size, dtype=jnp.int32)) % n
     offset = (offset + stride * subsample_size) % n
-    return base[pos], (base, stride, offset, left - 1)
+    return base[pos], (stride, offset, left - 1)
