@@ -37,229 +37,33 @@ probabilities (averaged over draws) and the test NLL
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import inspect
 import json
-import warnings
-from collections import OrderedDict
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Mapping
 
 import numpy as np
 
 from . import _host
-from . import schedules as _sched
+from .config import positive_int
+from .sites import Site
+from .sites import to_numpy as _to_numpy
 
 __all__ = ["to_inference_data"]
 
 _PREDICTION_KEYS = ("model_args", "model_kwargs", "observed", "coords", "dims")
 
 
-# -- what the model's sites are --------------------------------------------------------------
-class _Site(NamedTuple):
-    """A model site as the chunked evaluation needs it."""
-
-    kind: str  # "latent", "observed" or "deterministic"
-    plate: str | None  # the subsampled plate the site lies in, if any
-    dim: int  # that plate's dim, counted from the right of the batch shape
-    event_dim: int
-    support: Any  # enumerated support values (numpy) or None
-
-
-def _site_info(name, site, kind, subsampled) -> _Site:
-    plates = [f for f in site["cond_indep_stack"] if f.name in subsampled]
-    if len(plates) > 1:
-        raise ValueError(f"site {name!r} lies in several subsampled plates {[f.name for f in plates]}; not supported")
-    fn = site.get("fn")
-    event_dim = len(fn.event_shape) if fn is not None and kind != "deterministic" else 0
-    support = None
-    if kind == "observed" and getattr(fn, "has_enumerate_support", False):
-        support = _to_numpy(fn.enumerate_support(expand=False)).reshape(-1)
-    return _Site(kind, plates[0].name if plates else None, plates[0].dim if plates else 0, event_dim, support)
-
-
-def _site_outputs(site, whats, target, moveaxis) -> dict:
-    """The requested per-site quantities of one traced site (same code for torch and jax).
-
-    ``value``: the site's value; ``log_prob``: its unscaled log density;
-    ``classes``: the log density of every support value, support last;
-    ``target``: the log density of the held-out target.
-    """
-    fn, value = site.get("fn"), site["value"]
-    out = {}
-    if "value" in whats:
-        out["value"] = value
-    if "log_prob" in whats:
-        out["log_prob"] = fn.log_prob(value)
-    if "classes" in whats:
-        out["classes"] = moveaxis(fn.log_prob(fn.enumerate_support(expand=False)), 0, -1)
-    if "target" in whats:
-        out["target"] = fn.log_prob(target)
-    return out
-
-
-def _to_numpy(x) -> np.ndarray:
-    x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
-    # JAX gives int32 where torch gives int64: one dtype whichever backend ran.
-    return x.astype(np.int64) if np.issubdtype(x.dtype, np.signedinteger) else x
-
-
-#: Compiled NumPyro evaluations, by model, argument structure and requested quantities.
-_JIT_CACHE: OrderedDict = OrderedDict()
-
-
-# -- the two backends' model evaluators --------------------------------------------------------
-def _numpyro_trace(model, draw, idx, key, args, kwargs):
-    import jax.numpy as jnp
-    from numpyro.handlers import seed, substitute, trace
-
-    idx = {k: jnp.asarray(v) for k, v in idx.items()}  # the plate accepts only jax arrays
-    conditioned = substitute(substitute(model, data=idx), data=draw)
-    with warnings.catch_warnings():
-        # Chunks other than the plate's subsample_size are deliberate here.
-        warnings.filterwarnings("ignore", message="subsample_size does not match", category=UserWarning)
-        return trace(seed(conditioned, key)).get_trace(*args, **kwargs)
-
-
-class _NumPyroEvaluator:
-    """Traces a NumPyro model at given latent values and plate indices, vectorised over draws."""
-
-    fixed_draw_chunks = True  # jitted: pad the last chunk of draws so that it compiles once
-
-    def __init__(self, model, args, kwargs, seed):
-        from .numpyro import model as m
-
-        self.model, self.args, self.kwargs, self.seed = model, tuple(args), dict(kwargs), seed
-        self.plates = m.find_subsample_plates(model, self.args, self.kwargs)
-
-    def chunk_length(self, plate, chunk_size):
-        return min(chunk_size, plate.size)
-
-    def sites(self, draw, idx) -> dict[str, _Site]:
-        import jax
-
-        tr = _numpyro_trace(self.model, draw, idx, jax.random.PRNGKey(0), self.args, self.kwargs)
-        subsampled = {p.name for p in self.plates}
-        out = {}
-        for name, site in tr.items():
-            if site["type"] == "deterministic":
-                out[name] = _site_info(name, site, "deterministic", subsampled)
-            elif site["type"] == "sample" and not _is_factor(site["fn"]):
-                out[name] = _site_info(name, site, _kind(name, site, draw), subsampled)
-        return out
-
-    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
-        import jax
-        import jax.numpy as jnp
-
-        # Array arguments are traced (not baked into the program as constants).
-        leaves, treedef = jax.tree.flatten((self.args, self.kwargs))
-        is_array = [isinstance(x, (np.ndarray, jax.Array)) for x in leaves]
-        frozen = tuple(sorted((n, tuple(sorted(w))) for n, w in requests.items()))
-        static = tuple(None if a else x for x, a in zip(leaves, is_array))
-        cache_key = (self.model, treedef, static, frozen)
-        try:
-            fn = _JIT_CACHE.get(cache_key)
-        except TypeError:  # an unhashable static argument: compile for this call only
-            cache_key, fn = None, None
-        if fn is None:
-            model = self.model  # neither self nor the arrays: the cache must not keep a run's data alive
-
-            def one(draw, draw_id, chunk_id, base_key, idx, targets, arrays):
-                it = iter(arrays)
-                args, kwargs = jax.tree.unflatten(treedef, [next(it) if a else x for x, a in zip(static, is_array)])
-                key = jax.random.fold_in(jax.random.fold_in(base_key, draw_id), chunk_id)
-                tr = _numpyro_trace(model, draw, idx, key, args, kwargs)
-                return {n: _site_outputs(tr[n], w, targets.get(n), jnp.moveaxis) for n, w in requests.items()}
-
-            fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))
-            if cache_key is not None:
-                # Exports of the same model (a sweep, repeated exports) reuse the compiled program.
-                _JIT_CACHE[cache_key] = fn
-                while len(_JIT_CACHE) > 16:
-                    _JIT_CACHE.popitem(last=False)
-        arrays = [x for x, a in zip(leaves, is_array) if a]
-        base_key = jax.random.PRNGKey(self.seed)
-        res = fn(draws, jnp.asarray(draw_ids), jnp.asarray(chunk_id), base_key, idx, targets, arrays)
-        return {n: {w: np.asarray(v) for w, v in r.items()} for n, r in res.items()}
-
-
-class _PyroEvaluator:
-    """Traces a Pyro model at given latent values and plate indices, one draw at a time."""
-
-    fixed_draw_chunks = False
-
-    def __init__(self, model, args, kwargs, seed):
-        from .pyro import model as m
-
-        self.model, self.args, self.kwargs, self.seed = model, tuple(args), dict(kwargs), seed
-        self.plates = m.find_subsample_plates(model, self.args, self.kwargs)
-
-    def chunk_length(self, plate, chunk_size):
-        # Pyro's plate insists that a given subsample has exactly subsample_size indices.
-        return plate.subsample_size
-
-    def _trace(self, draw, idx):
-        import torch
-        from pyro import poutine
-
-        data = {k: torch.as_tensor(v) for k, v in draw.items()}
-        data.update({k: torch.as_tensor(v) for k, v in idx.items()})
-        return poutine.trace(poutine.condition(self.model, data=data)).get_trace(*self.args, **self.kwargs)
-
-    def sites(self, draw, idx) -> dict[str, _Site]:
-        import torch
-        from pyro.poutine.subsample_messenger import _Subsample
-
-        subsampled = {p.name for p in self.plates}
-        with torch.no_grad():
-            tr = self._trace(draw, idx)
-        out = {}
-        for name, site in tr.nodes.items():
-            if site["type"] != "sample" or isinstance(site["fn"], _Subsample) or _is_factor(site["fn"]):
-                continue
-            kind = "deterministic" if site["infer"].get("_deterministic") else _kind(name, site, draw)
-            out[name] = _site_info(name, site, kind, subsampled)
-        return out
-
-    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
-        import torch
-
-        targets = {k: torch.as_tensor(v) for k, v in targets.items()}
-        rows = []
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            for s, draw_id in enumerate(draw_ids):
-                # Reproducible per (draw, chunk), and independent between chunks.
-                torch.manual_seed(hash((self.seed, int(draw_id), int(chunk_id))) % 2**63)
-                tr = self._trace({k: v[s] for k, v in draws.items()}, idx)
-                rows.append({n: _site_outputs(tr.nodes[n], w, targets.get(n), torch.movedim)
-                             for n, w in requests.items()})
-        return {n: {w: np.stack([_to_numpy(r[n][w]) for r in rows]) for w in requests[n]} for n in requests}
-
-
-_EVALUATORS = {"numpyro": _NumPyroEvaluator, "pyro": _PyroEvaluator}
-
-
-def _kind(name, site, draw) -> str:
-    # Conditioning (Pyro) marks the latent sites observed: the latent sites are the draw's keys.
-    return "latent" if name in draw or not site["is_observed"] else "observed"
-
-
-def _is_factor(fn) -> bool:
-    # ``factor`` sites (Unit distributions) carry no data point: not part of the likelihood.
-    return type(fn).__name__ == "Unit"
-
-
 # -- chunked evaluation over draws and data ------------------------------------------------------
-def _output_axis(site: _Site, what: str) -> int:
+def _output_axis(site: Site, what: str) -> int:
     """Axis of the subsampled plate in an output array (negative, from the right)."""
     if what == "value":
         return site.dim - site.event_dim
     return site.dim - 1 if what == "classes" else site.dim
 
 
-def _store(out, name, what, arr, row, num_rows, site: _Site, start, n_valid, size):
+def _store(out, name, what, arr, row, num_rows, site: Site, start, n_valid, size):
     """Write one evaluated chunk into its place in the full output (allocated on first use)."""
     axis = arr.ndim + _output_axis(site, what) if site.plate is not None else None
     if axis is not None:
@@ -367,58 +171,38 @@ def _name(f) -> str:
     return f"{getattr(f, '__module__', '')}.{getattr(f, '__qualname__', repr(f))}".lstrip(".")
 
 
-def _kernel_json(cfg) -> str:
-    """The kernel arguments as JSON, schedules as their ``to_dict`` (for programs)."""
-
-    def fmt(v):
-        if isinstance(v, _sched.Schedule):
-            return v.to_dict()
-        if isinstance(v, Mapping):
-            return {k: np.asarray(x).tolist() for k, x in v.items()}
-        return v
-
-    return json.dumps({f.name: fmt(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)})
-
-
-def _attrs(mcmc, backend, kernel) -> dict[str, Any]:
+def _attrs(host, mcmc, kernel) -> dict[str, Any]:
     from . import __version__
 
-    lib = "pyro-ppl" if backend == "pyro" else "numpyro"
-    array_lib = "torch" if backend == "pyro" else "jax"
-    seed = getattr(mcmc, "_ppl_seed", None)
-    model = getattr(kernel, "model", None)
-    init = getattr(kernel, "init_strategy", None) if backend == "pyro" else getattr(kernel, "_init_strategy", None)
-    warmup = mcmc.warmup_steps if backend == "pyro" else mcmc.num_warmup
+    seed = kernel.rng_seed
+    model = kernel.model
     return {
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         "arviz_version": _version("arviz"),
-        "inference_library": backend,
-        "inference_library_version": _version(lib),
-        f"{array_lib}_version": _version(array_lib),
+        "inference_library": host.BACKEND,
+        "inference_library_version": _version(host.LIBRARY),
+        f"{host.ARRAY_LIBRARY}_version": _version(host.ARRAY_LIBRARY),
         "ppl_kernels_version": __version__,
-        "backend": backend,
-        "kernel": f"ppl_kernels.{backend}.SGHMC",
+        "backend": host.BACKEND,
+        "kernel": f"ppl_kernels.{host.BACKEND}.SGHMC",
         **kernel.config.to_attrs(),
-        "init_strategy": _name(init),
+        "init_strategy": _name(kernel.init_strategy),
         "model": _name(model) if model is not None else "None",
-        "potential_fn": _name(kernel.potential_fn if backend == "pyro" else kernel._potential_fn),
-        "kernel_json": _kernel_json(kernel.config),
+        "potential_fn": _name(kernel.potential_fn),
+        "kernel_json": kernel.config.to_json(),
         # NetCDF attributes cannot be None: an unknown seed (a user-made MCMC) is the string "None".
         "seed": int(seed) if seed is not None else "None",
-        "num_chains": int(mcmc.num_chains),
-        "num_samples": int(mcmc.num_samples),
-        "num_warmup": int(warmup),
+        **host.run_lengths(mcmc),
     }
 
 
-def _unconstrained_shapes(kernel, backend, draws) -> str:
+def _unconstrained_shapes(kernel, draws) -> str:
     """JSON ``{site: shape}`` of the space the kernel moves in (for the temperature checks)."""
-    transforms = getattr(kernel, "transforms", None) or {}
     out = {}
     for k, v in draws.items():
-        shape, t = tuple(v.shape[2:]), transforms.get(k)
-        if t is not None:  # Pyro keeps constrained -> unconstrained maps, NumPyro the inverse
-            shape = t.forward_shape(shape) if backend == "pyro" else t.inverse_shape(shape)
+        shape, t = tuple(v.shape[2:]), (kernel.transforms or {}).get(k)
+        if t is not None:  # constrained -> unconstrained, in both backends
+            shape = t.forward_shape(shape)
         out[k] = [int(n) for n in shape]
     return json.dumps(out)
 
@@ -565,17 +349,16 @@ def to_inference_data(
     """
     import arviz as az
 
-    for name, v in (("chunk_size", chunk_size), ("draw_chunk_size", draw_chunk_size)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    positive_int("chunk_size", chunk_size)
+    positive_int("draw_chunk_size", draw_chunk_size)
     predictions = _check_predictions("predictions", predictions)
     posterior_predictive = _check_predictions("posterior_predictive", posterior_predictive)
-    backend = _host.backend_of(mcmc)
-    kernel = _host.kernel_of(mcmc)
+    host = _host.host_of(mcmc)
+    kernel = host.kernel_of(mcmc)
     if not hasattr(kernel, "config"):
         raise ValueError(f"mcmc must have been run with ppl_kernels' SGHMC, got a {type(kernel).__name__} kernel")
     coords, dims = dict(coords or {}), dict(dims or {})
-    attrs = _attrs(mcmc, backend, kernel)
+    attrs = _attrs(host, mcmc, kernel)
     stats = _host.get_stats(mcmc)
     draws = _host.get_draws(mcmc)
     num_chains, num_draws = stats["lp"].shape
@@ -591,28 +374,32 @@ def to_inference_data(
     if model is None:
         if predictions is not None or posterior_predictive is not None:
             raise ValueError("predictions / posterior_predictive need a model; this run used a potential_fn")
-        attrs["unconstrained_shapes"] = _unconstrained_shapes(kernel, backend, draws)
+        attrs["unconstrained_shapes"] = _unconstrained_shapes(kernel, draws)
         groups = {"posterior": group({k: _to_numpy(v) for k, v in draws.items()})}
         groups["sample_stats"] = group(stats)
         return az.InferenceData(**groups)
 
-    args = tuple(mcmc._args if model_args is None else model_args)
-    kwargs = dict(mcmc._kwargs if model_kwargs is None else model_kwargs)
+    run_args, run_kwargs = host.model_arguments(mcmc)
+    args = tuple(run_args if model_args is None else model_args)
+    kwargs = dict(run_kwargs if model_kwargs is None else model_kwargs)
     seed = attrs["seed"] if isinstance(attrs["seed"], int) else 0
     opts = dict(chunk_size=chunk_size, draw_chunk_size=draw_chunk_size)
 
-    ev = _EVALUATORS[backend](model, args, kwargs, seed)
+    # The kernel knows the plates of the data it ran on (unless its chains ran in other
+    # processes); other arguments are traced anew.
+    known = model_args is None and model_kwargs is None and kernel.plates
+    ev = host.Evaluator(model, args, kwargs, seed, plates=kernel.plates if known else None)
     sample0 = {k: _to_numpy(v)[0, 0] for k, v in draws.items()}
     sites = ev.sites(sample0, _first_indices(ev, chunk_size))
     latent = [n for n, s in sites.items() if s.kind == "latent"]
     observed = [n for n, s in sites.items() if s.kind == "observed"]
     # Check the held-out specifications before the long passes over the data.
     held_out = {
-        name: _HeldOut(name, spec, _EVALUATORS[backend], model, sites, sample0, seed + 1, chunk_size)
+        name: _HeldOut(name, spec, host.Evaluator, model, sites, sample0, seed + 1, chunk_size)
         for name, spec in (("posterior_predictive", posterior_predictive), ("predictions", predictions))
         if spec is not None
     }
-    attrs["unconstrained_shapes"] = _unconstrained_shapes(kernel, backend, {k: draws[k] for k in latent})
+    attrs["unconstrained_shapes"] = _unconstrained_shapes(kernel, {k: draws[k] for k in latent})
     flat = {k: _to_numpy(draws[k]).reshape(num_chains * num_draws, *draws[k].shape[2:]) for k in latent}
 
     # One pass: global deterministic sites, the observed sites' pointwise log-likelihood

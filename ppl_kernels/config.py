@@ -9,21 +9,32 @@ at setup time).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from numbers import Real
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import numpy as np
 
 from . import schedules as _sched
 
-__all__ = ["SGHMCConfig", "TEMPERINGS", "STAT_FIELDS", "resolve_site_values", "check_latent_site"]
+__all__ = [
+    "SGHMCConfig",
+    "KernelArguments",
+    "TEMPERINGS",
+    "STAT_FIELDS",
+    "positive_int",
+    "check_flag",
+    "resolve_site_values",
+    "check_latent_site",
+    "SubsamplePlate",
+    "DrawNoise",
+]
 
 #: The two tempering modes.
 TEMPERINGS = ("posterior", "likelihood")
 
 #: Per-draw statistics, in recording order, with their dtypes.  Both backends
-#: produce exactly these names (see DESIGN.md, "Per-draw statistics").
+#: produce exactly these names (``docs/theory.rst``, "Per-draw statistics").
 STAT_FIELDS: dict[str, str] = {
     "lp": "float",
     "theta_sq_norm": "float",
@@ -36,6 +47,45 @@ STAT_FIELDS: dict[str, str] = {
     "phase": "int",
     "diverging": "bool",
 }
+
+
+class SubsamplePlate(NamedTuple):
+    """A plate that draws a minibatch: ``subsample_size`` of its ``size`` indices."""
+
+    name: str
+    size: int
+    subsample_size: int
+
+
+class DrawNoise(NamedTuple):
+    """Random inputs of one draw, given instead of drawn (tests compare backends with it).
+
+    Each field may be ``None`` (drawn from the state's random state):
+
+    - **resample** - standard normal ξ of the momentum resampling, per site;
+    - **steps** - standard normal ξ of every integrator step, per site with a
+      leading ``num_steps`` axis;
+    - **renew** - per plate, ``(stride index, offset)`` arrays of length
+      ``num_steps`` for the epochs that may start during the draw.
+    """
+
+    resample: Any = None
+    steps: Any = None
+    renew: Any = None
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an ``int`` if it is a positive integer (not a bool), else ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False``, else ``ValueError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def _real(name: str, value: Any) -> float:
@@ -79,7 +129,7 @@ def _schedule(name: str, value: Any, *, strict: bool) -> _sched.Schedule:
 
 @dataclass(frozen=True)
 class SGHMCConfig:
-    """Validated kernel arguments (see ``DESIGN.md`` for their meaning).
+    """Validated kernel arguments (their meaning: :class:`ppl_kernels.pyro.SGHMC`).
 
     Raises
     ------
@@ -100,14 +150,12 @@ class SGHMCConfig:
     thinning: int = 1
 
     def __post_init__(self):
-        set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731  (frozen dataclass)
+        def set_(name, value):  # the dataclass is frozen
+            object.__setattr__(self, name, value)
+
         set_("step_size", _schedule("step_size", self.step_size, strict=True))
-        if isinstance(self.num_steps, bool) or not isinstance(self.num_steps, (int, np.integer)) or self.num_steps < 1:
-            raise ValueError(f"num_steps must be a positive integer, got {self.num_steps!r}")
-        set_("num_steps", int(self.num_steps))
-        if isinstance(self.thinning, bool) or not isinstance(self.thinning, (int, np.integer)) or self.thinning < 1:
-            raise ValueError(f"thinning must be a positive integer, got {self.thinning!r}")
-        set_("thinning", int(self.thinning))
+        set_("num_steps", positive_int("num_steps", self.num_steps))
+        set_("thinning", positive_int("thinning", self.thinning))
         t = _real("temperature", self.temperature)
         if t < 0:
             raise ValueError(f"temperature must be >= 0, got {self.temperature!r}")
@@ -122,8 +170,7 @@ class SGHMCConfig:
         set_("friction_scale", _positive("friction_scale", self.friction_scale))
         if self.resample_scale is not None:
             set_("resample_scale", _schedule("resample_scale", self.resample_scale, strict=False))
-        if not isinstance(self.explore_noise, (bool, np.bool_)):
-            raise ValueError(f"explore_noise must be True or False, got {self.explore_noise!r}")
+        set_("explore_noise", check_flag("explore_noise", self.explore_noise))
 
     # -- quantities the dynamics need -------------------------------------------------
     @property
@@ -136,9 +183,61 @@ class SGHMCConfig:
         """Factor on the log-likelihood inside the dynamics' potential."""
         return 1.0 if self.tempering == "posterior" else 1.0 / self.temperature
 
+    def draw_settings(self, k, xp=None):
+        """Step size, resampling scale, phase and noise temperature of draw ``k``.
+
+        ``xp`` is the array namespace (``None``: Python scalars, as the Pyro
+        kernel evaluates them; ``jax.numpy`` inside a NumPyro program).  The
+        phase is "explore" if either schedule explores; no noise is injected
+        while exploring with ``explore_noise=False``.  ``beta`` is NaN without
+        resampling.
+
+        Returns
+        -------
+        (step_size, beta, phase, noise_temperature)
+        """
+        where = _sched._MATH.where if xp is None else xp.where
+        eps, phase = self.step_size(k, xp)
+        beta = math.nan
+        if self.resample_scale is not None:
+            beta, phase_b = self.resample_scale(k, xp)
+            phase = where(phase_b > phase, phase_b, phase)
+        noise_t = self.noise_temperature
+        if not self.explore_noise:
+            noise_t = where(phase == _sched.EXPLORE, 0.0, noise_t)
+        return eps, beta, phase, noise_t
+
     @property
-    def schedules(self) -> tuple:
-        return (self.step_size,) + (() if self.resample_scale is None else (self.resample_scale,))
+    def injects_noise(self) -> bool:
+        """Whether any draw injects noise (false at T = 0): the kernels draw no ξ otherwise."""
+        return self.noise_temperature != 0.0
+
+    def to_json(self) -> str:
+        """Every argument as JSON (schedules as :meth:`~ppl_kernels.schedules.Schedule.to_dict`,
+        arrays as nested lists); :meth:`from_json` reads it back."""
+        import json
+
+        def fmt(v):
+            if isinstance(v, _sched.Schedule):
+                return v.to_dict()
+            if isinstance(v, Mapping):
+                return {k: np.asarray(x).tolist() for k, x in v.items()}
+            return v
+
+        return json.dumps({f.name: fmt(getattr(self, f.name)) for f in fields(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> "SGHMCConfig":
+        """The config that :meth:`to_json` wrote (fields it does not know are ignored:
+        a file written by a newer version still reads)."""
+        import json
+
+        d = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        for name in ("step_size", "resample_scale"):
+            if isinstance(d.get(name), dict):
+                d[name] = _sched.from_dict(d[name])
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_attrs(self) -> dict[str, Any]:
         """Every argument in a readable, NetCDF-friendly form (strings and numbers)."""
@@ -203,3 +302,157 @@ def check_latent_site(name: str, is_discrete: bool, in_subsampled_plate: str | N
             f"latent site {name!r} lies inside the subsampled plate {in_subsampled_plate!r}; "
             "its shape would change with every minibatch (local latents are not supported)"
         )
+
+
+#: The parameter section shared by both kernels' docstrings.
+_PARAMETERS_DOC = """\
+    model : callable, optional
+        {host} model.  Either ``model`` or ``potential_fn`` is required.
+    potential_fn : callable, optional
+        ``z -> U(z)`` on a dict of unconstrained values (as for
+        :class:`{hmc}`); {init_params}.
+    step_size : float or Schedule
+        Integrator step ε.
+    num_steps : int
+        Integrator steps per draw.
+    temperature : float
+        T ≥ 0; the target is ``exp(-U / T)``.  ``T = 0`` is SGD with momentum.
+    tempering : {{"posterior", "likelihood"}}
+        Temper the whole potential (noise scaled by T) or only the likelihood.
+    mass, friction : float or dict
+        Base mass M and friction C: scalars or per-site floats/arrays (diagonal).
+    boost : float
+        α; the mass becomes ``α M``.
+    friction_scale : float
+        γ; the friction becomes ``γ C``.
+    resample_scale : float, Schedule or None
+        β; at each draw the momentum is redrawn from ``N(0, β M)`` followed by a
+        half kick.  ``None`` never resamples.  Only ``β = α T`` keeps the target
+        exact; smaller β cools the chain (the norm-adjusting heuristic).
+    explore_noise : bool
+        Whether to inject noise during a schedule's exploration phase.
+    thinning : int
+        Draws per kept sample: each :meth:`sample` call runs ``thinning``
+        consecutive draws (the schedules advance per draw) and keeps the last;
+        its statistics are the last draw's, except ``diverging``, which is true
+        if any of the ``thinning`` draws diverged.  Warmup counts kept samples,
+        as the host's ``MCMC`` does, so it runs ``warmup * thinning`` draws.
+        (Pyro's ``MCMC`` has no thinning of its own.)
+    init_strategy : callable, optional
+        A {host} init strategy, e.g. ``init_to_median``; default
+        ``init_to_uniform``, as for :class:`{nuts}`.
+"""
+
+_CLASS_DOC = """Tempered, norm-adjusting stochastic-gradient HMC for {host}.
+
+    A drop-in for :class:`{nuts}` that also runs models with
+    ``{plate}(..., subsample_size=B)``: every integrator step sees a fresh
+    minibatch (drawn without replacement within an epoch) and the likelihood is
+    scaled by ``N / B``.  The dynamics, with ``M' = boost · mass`` and
+    ``C' = friction_scale · friction``, are
+
+    .. math::
+
+        d\\theta = M'^{{-1}} r\\,dt, \\qquad
+        dr = (-\\nabla \\tilde U(\\theta) - C' M'^{{-1}} r)\\,dt + \\mathcal N(0, 2 C' T\\,dt),
+
+    whose stationary law is :math:`\\propto \\exp(-U(\\theta)/T)`
+    (``docs/theory.rst``).  The kernel is a thin shell over the pure functions
+    of :mod:`{package}.integrator`.
+
+    Parameters
+    ----------
+{parameters}{extra}
+    Attributes
+    ----------
+    config : SGHMCConfig
+        The validated arguments.
+    plates : list
+        The model's subsampled plates ``(name, size, subsample_size)``, known after setup.
+    transforms : dict
+        Constrained → unconstrained bijections per latent site, known after setup
+        (Pyro's ``MCMC`` reads them to constrain the draws).
+    rng_seed : int or None
+        The run's seed, for the ArviZ attrs (:func:`ppl_kernels.runner.sample` sets it).
+
+    Examples
+    --------
+{example}
+"""
+
+
+class KernelArguments:
+    """The constructor both kernels share: one signature, one validation, one docstring.
+
+    A backend kernel subclasses this and its host's ``MCMCKernel``, and lists its
+    host-only keywords (e.g. Pyro's ``jit_compile``) with their defaults in
+    ``host_options``; they become attributes of the same name.  The class
+    docstring is :meth:`docstring`'s.
+    """
+
+    #: Backend-only keyword arguments and their defaults.
+    host_options: dict = {}
+    #: The host's ``init_to_uniform``, set by each backend.
+    default_init_strategy = None
+
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        *,
+        step_size=0.01,
+        num_steps=10,
+        temperature=1.0,
+        tempering="posterior",
+        mass=1.0,
+        friction=1.0,
+        boost=1.0,
+        friction_scale=1.0,
+        resample_scale=None,
+        explore_noise=True,
+        thinning=1,
+        init_strategy=None,
+        **host_options,
+    ):
+        if (model is None) == (potential_fn is None):
+            raise ValueError("give exactly one of model and potential_fn")
+        unknown = sorted(set(host_options) - set(self.host_options))
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
+        self.config = SGHMCConfig(
+            step_size=step_size, num_steps=num_steps, temperature=temperature, tempering=tempering,
+            mass=mass, friction=friction, boost=boost, friction_scale=friction_scale,
+            resample_scale=resample_scale, explore_noise=explore_noise, thinning=thinning,
+        )
+        if potential_fn is not None and self.config.tempering == "likelihood":
+            raise ValueError("tempering='likelihood' needs a model (a potential_fn has no separate likelihood)")
+        if init_strategy is not None and not callable(init_strategy):
+            raise ValueError(f"init_strategy must be an init strategy function such as init_to_median, got {init_strategy!r}")
+        for name, default in self.host_options.items():
+            value = host_options.get(name, default)
+            if isinstance(default, bool):
+                value = check_flag(name, value)
+            setattr(self, name, value)
+        self.model = model
+        self.potential_fn = potential_fn
+        self.init_strategy = init_strategy if init_strategy is not None else self.default_init_strategy
+        self.rng_seed = None
+        self.plates: list = []
+        if "transforms" not in self.host_options:
+            self.transforms: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        import inspect
+
+        # One visible signature with the host-only keywords in place of ``**host_options``.
+        params = list(inspect.signature(KernelArguments.__init__).parameters.values())[1:-1]
+        params += [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in cls.host_options.items()]
+        cls.__signature__ = inspect.Signature(params)
+
+    @staticmethod
+    def docstring(*, host, package, nuts, hmc, plate, init_params, extra, example) -> str:
+        """The class docstring of a backend's kernel from its few host-specific parts."""
+        params = _PARAMETERS_DOC.format(host=host, hmc=hmc, nuts=nuts, init_params=init_params)
+        return _CLASS_DOC.format(host=host, nuts=nuts, plate=plate, package=package, parameters=params,
+                                 extra=extra, example=example)

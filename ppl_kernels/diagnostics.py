@@ -12,7 +12,7 @@ Kinetic temperature (theory notes §3.3, §7): ``T_K = rᵀM'⁻¹r / d``.  At t
 stationary law ``d T_K / T ~ χ²_d``, so the equal-tailed ``(1 - a)`` band is
 ``[T χ²_{d,a/2} / d, T χ²_{d,1-a/2} / d]``.  The default integrator's finite
 step biases the mean to ``T / (1 - a/2)`` with ``a = ε C' / M'`` (free
-particle; ``DESIGN.md``), so the band is centred on that value.  The band
+particle; ``docs/theory.rst``), so the band is centred on that value.  The band
 describes the dynamics' own stationary law: it holds without momentum
 resampling or with ``resample_scale = boost · T``.
 
@@ -35,15 +35,13 @@ resampling are left out.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import numpy as np
 
-from .config import SGHMCConfig
-from .runner import BACKENDS
-from .schedules import EXPLORE
+from . import _host
+from .config import SGHMCConfig, positive_int
 
 __all__ = [
     "kinetic_temperature_band",
@@ -93,7 +91,7 @@ def kinetic_temperature_band(temperature, dim, *, level: float = 0.99):
 def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1.0, boost=1.0, friction_scale=1.0):
     """Mean kinetic temperature of the default integrator: ``T / (1 - a/2)``, ``a = ε γC / (αM)``.
 
-    The free-particle value (``DESIGN.md``); on a Gaussian of variance ``s²``
+    The free-particle value (``docs/theory.rst``); on a Gaussian of variance ``s²``
     the exact value has a further ``- ε²/(4 M s²)`` in the denominator.
 
     Parameters
@@ -125,10 +123,6 @@ def _per_coordinate(spec, shapes: dict) -> np.ndarray:
         v = spec.get(site, 1.0) if isinstance(spec, dict) else spec
         parts.append(np.broadcast_to(np.asarray(v, dtype=float), shape).ravel())
     return np.concatenate(parts) if parts else np.ones(1)
-
-
-def _noise_temperature(attrs) -> float:
-    return float(attrs["temperature"]) if attrs["tempering"] == "posterior" else 1.0
 
 
 def _mcse(x: np.ndarray) -> float:
@@ -198,12 +192,12 @@ def kinetic_temperature_series(data, *, site: str | None = None, burn_in: int = 
     attrs = data.posterior.attrs
     stats = data.sample_stats.isel(draw=slice(burn_in, None))
     shapes = json.loads(attrs["unconstrained_shapes"])
-    cfg = json.loads(attrs["kernel_json"])
+    cfg = SGHMCConfig.from_json(attrs["kernel_json"])
     dim = sum(int(np.prod(s)) for s in shapes.values())
-    t = _noise_temperature(attrs)
+    t = cfg.noise_temperature
     expected = expected_kinetic_temperature(
-        t, stats["step_size"].values, mass=_per_coordinate(cfg["mass"], shapes),
-        friction=_per_coordinate(cfg["friction"], shapes), boost=cfg["boost"], friction_scale=cfg["friction_scale"],
+        t, stats["step_size"].values, mass=_per_coordinate(cfg.mass, shapes),
+        friction=_per_coordinate(cfg.friction, shapes), boost=cfg.boost, friction_scale=cfg.friction_scale,
     )
     return stats["kinetic_temperature"].values, expected, dim, t
 
@@ -258,7 +252,7 @@ def configurational_temperature_check(data, *, burn_in: int = 0):
         dims = [*(int(n) for n in steps["size"].values), int(steps["size"].values.sum())]
     else:
         attrs = data.posterior.attrs
-        t = _noise_temperature(attrs)
+        t = SGHMCConfig.from_json(attrs["kernel_json"]).noise_temperature
         values = data.sample_stats["configurational_temperature"].isel(draw=slice(burn_in, None)).values
         pairs = [("overall", values)]
         dims = [sum(int(np.prod(s)) for s in json.loads(attrs["unconstrained_shapes"]).values())]
@@ -325,97 +319,10 @@ def _step_terms(before, after, inv_mass, friction, eps, noise_t) -> dict:
     return out
 
 
-def _one_step_statics(static):
-    """The static parts for the first step of a draw (with the momentum resampling, if
-    any) and for the other steps (without): one integrator step per call."""
-    cfg = static.cfg
-    plain = static._replace(cfg=dataclasses.replace(cfg, resample_scale=None)) if cfg.resample_scale is not None else static
-    return static, plain
-
-
-def _record_numpyro(model, potential_fn, args, kwargs, init_params, kernel_kwargs, num_steps, num_draws, seed,
-                    keep_state):
-    import jax
-    import jax.numpy as jnp
-    from jax import lax
-
-    from .numpyro import SGHMC
-    from .numpyro.kernel import sghmc_draw
-
-    kernel = SGHMC(model, potential_fn, **{**kernel_kwargs, "num_steps": 1})
-    state = kernel.init(jax.random.PRNGKey(seed), 0, init_params, args, kwargs)
-    first, plain = _one_step_statics(kernel._static)
-    cfg = first.cfg
-
-    def record(st_in, st_out):
-        noise_t = cfg.noise_temperature
-        if not cfg.explore_noise:
-            noise_t = jnp.where(st_out.phase == EXPLORE, 0.0, noise_t)
-        terms = _step_terms((st_in.z, st_in.r, st_in.grad), (st_out.z, st_out.r, st_out.grad),
-                            first.inv_mass, first.friction, st_out.step_size, noise_t)
-        rec = {"terms": terms, "step_size": st_out.step_size, "phase": st_out.phase,
-               "diverging": st_out.diverging, "noise_temperature": jnp.asarray(noise_t, jnp.result_type(float))}
-        if keep_state:
-            rec["state"] = {"theta": st_out.z, "r": st_out.r, "grad": st_out.grad}
-        return rec
-
-    def one_draw(state, k):
-        st_in = state._replace(i=k)
-        st = sghmc_draw(first, st_in, args, kwargs)
-        rec0 = record(st_in, st)
-
-        def inner(st, _):
-            st_in = st._replace(i=k)
-            st_out = sghmc_draw(plain, st_in, args, kwargs)
-            return st_out, record(st_in, st_out)
-
-        st, recs = lax.scan(inner, st, None, length=num_steps - 1)
-        return st, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), rec0, recs)
-
-    _, recs = jax.jit(lambda s: lax.scan(one_draw, s, jnp.arange(num_draws, dtype=jnp.int32)))(state)
-    recs = jax.tree.map(lambda x: np.asarray(x).reshape(num_draws * num_steps, *np.shape(x)[2:]), recs)
-    return kernel, recs, {k: int(np.size(v)) for k, v in state.z.items()}
-
-
-def _record_pyro(model, potential_fn, args, kwargs, init_params, kernel_kwargs, num_steps, num_draws, seed, keep_state):
-    import pyro
-    import torch
-
-    from .pyro import SGHMC
-    from .pyro.kernel import sghmc_draw
-
-    pyro.set_rng_seed(seed)
-    kernel = SGHMC(model, potential_fn, **{**kernel_kwargs, "num_steps": 1})
-    if init_params is not None:
-        kernel.initial_params = init_params
-    kernel.setup(0, *args, **kwargs)
-    first, plain = _one_step_statics(kernel._static)
-    cfg = first.cfg
-    state = kernel._state
-    rows = []
-    for k in range(num_draws):
-        for j in range(num_steps):
-            st_in = state._replace(i=k)
-            state, stats = sghmc_draw(first if j == 0 else plain, st_in)  # needs autograd: no no_grad here
-            noise_t = 0.0 if (stats["phase"] == EXPLORE and not cfg.explore_noise) else cfg.noise_temperature
-            with torch.no_grad():
-                terms = _step_terms((st_in.z, st_in.r, st_in.grad), (state.z, state.r, state.grad),
-                                    first.inv_mass, first.friction, stats["step_size"], noise_t)
-            rec = {"terms": {n: {s: float(v) for s, v in d.items()} for n, d in terms.items()},
-                   "step_size": stats["step_size"], "phase": stats["phase"], "diverging": stats["diverging"],
-                   "noise_temperature": noise_t}
-            if keep_state:
-                rec["state"] = {n: {s: v.detach().numpy().copy() for s, v in getattr(state, f).items()}
-                                for n, f in (("theta", "z"), ("r", "r"), ("grad", "grad"))}
-            rows.append(rec)
-    return kernel, _stack(rows), {k: int(v.numel()) for k, v in state.z.items()}
-
-
-def _stack(rows: list):
-    """Stack a list of equally nested dicts of scalars / arrays into arrays (step first)."""
-    if isinstance(rows[0], dict):
-        return {k: _stack([r[k] for r in rows]) for k in rows[0]}
-    return np.stack([np.asarray(r) for r in rows])
+def _on_step(before, after, coefficients, eps, noise_t) -> dict:
+    """:func:`_step_terms` in the form the backends' ``host.record_steps`` calls."""
+    inv_mass, friction = coefficients
+    return _step_terms(before, after, inv_mass, friction, eps, noise_t)
 
 
 def record_steps(
@@ -473,20 +380,15 @@ def record_steps(
     """
     import xarray as xr
 
-    from .arviz import _kernel_json
-
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 1:
-        raise ValueError(f"num_draws must be a positive integer, got {num_draws!r}")
-    kernel_kwargs = dict(kernel_kwargs or {})
-    names = {f.name for f in dataclasses.fields(SGHMCConfig)}
-    num_steps = SGHMCConfig(**{k: v for k, v in kernel_kwargs.items() if k in names}).num_steps
-    record = _record_numpyro if backend == "numpyro" else _record_pyro
-    kernel, recs, sizes = record(model, potential_fn, tuple(model_args), dict(model_kwargs or {}), init_params,
-                          kernel_kwargs, num_steps, int(num_draws), seed, keep_state)
+    host = _host.host_for(backend)
+    num_draws = positive_int("num_draws", num_draws)
+    cfg, recs, sizes = host.record_steps(
+        model=model, potential_fn=potential_fn, model_args=tuple(model_args), model_kwargs=dict(model_kwargs or {}),
+        init_params=init_params, kernel_kwargs=dict(kernel_kwargs or {}), num_draws=num_draws, seed=seed,
+        on_step=_on_step, keep_state=keep_state,
+    )
+    num_steps = cfg.num_steps
     sites = list(recs["terms"]["theta_sq"])
-    cfg = kernel.config
     n = num_draws * num_steps
     data = {name: (("step", "site"), np.stack([np.asarray(recs["terms"][name][s], float) for s in sites], -1))
             for name in STEP_TERMS}
@@ -504,7 +406,7 @@ def record_steps(
             for s, arr in per_site.items():
                 arr = np.asarray(arr)
                 data[f"{part}_{s}"] = (("step", *(f"{s}_dim_{i}" for i in range(arr.ndim - 1))), arr)
-    attrs = {"backend": backend, **cfg.to_attrs(), "kernel_json": _kernel_json(cfg),
+    attrs = {"backend": backend, **cfg.to_attrs(), "kernel_json": cfg.to_json(),
              "noise_temperature": cfg.noise_temperature, "seed": seed}
     return xr.Dataset(data, coords={"step": np.arange(n), "site": sites}, attrs=attrs)
 
@@ -551,7 +453,7 @@ def moment_check(steps, *, window: int | None = None, burn_in: int = 0, site: st
 
     if not _is_steps(steps):
         raise ValueError("steps must be a record from record_steps (an xarray.Dataset with a 'step' dimension)")
-    if window is not None and (isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2):
+    if window is not None and positive_int("window", window) < 2:
         raise ValueError(f"window must be an integer >= 2, got {window!r}")
     if site is not None and site not in steps.site.values:
         raise ValueError(f"site must be one of {list(steps.site.values)}, got {site!r}")
@@ -567,7 +469,9 @@ def moment_check(steps, *, window: int | None = None, burn_in: int = 0, site: st
         if len(sel) < 2:
             continue
         for rel in RELATIONS:
-            get = lambda name: part[f"{name}_{rel}"].values[sel].sum(-1)  # noqa: E731
+            def get(name, rel=rel):
+                return part[f"{name}_{rel}"].values[sel].sum(-1)
+
             meas, disc, cont = get("measured"), get("discrete"), get("continuous")
             res = meas - disc
             var = get("variance") if rel != "theta_sq" else None

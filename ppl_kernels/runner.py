@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["sample", "BACKENDS"]
+from . import _host
+from ._host import BACKENDS
 
-BACKENDS = ("pyro", "numpyro")
+__all__ = ["sample", "BACKENDS"]
 
 
 def sample(
@@ -50,39 +51,14 @@ def sample(
         option in both backends (Pyro's ``MCMC`` has none), so both keep the same
         draws: ``num_warmup`` and ``num_samples`` count kept samples.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    _host.host_for(backend)  # an unknown backend fails here, before any work
     kernel_kwargs = dict(kernel_kwargs or {})
     if thinning != 1:
         if kernel_kwargs.get("thinning", thinning) != thinning:
             raise ValueError(f"thinning={thinning!r} disagrees with kernel_kwargs['thinning']={kernel_kwargs['thinning']!r}")
         kernel_kwargs["thinning"] = thinning
-    model_kwargs = dict(model_kwargs or {})
-    if backend == "numpyro":
-        import jax
-        from numpyro.infer import MCMC
-
-        from .numpyro import SGHMC
-
-        kernel = SGHMC(model, potential_fn, **kernel_kwargs)
-        mcmc = MCMC(
-            kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
-            chain_method=chain_method, progress_bar=progress_bar,
-        )
-        mcmc.run(jax.random.PRNGKey(seed), *model_args, init_params=init_params, **model_kwargs)
-        mcmc._ppl_seed = seed
-        return mcmc
-    import pyro
-    from pyro.infer import MCMC
-
-    from .pyro import SGHMC
-
-    pyro.set_rng_seed(seed)
-    kernel = SGHMC(model, potential_fn, **kernel_kwargs)
-    mcmc = MCMC(
-        kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=num_chains,
-        initial_params=init_params, disable_progbar=not progress_bar,
+    return _host.host_for(backend).sample(
+        model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
+        model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
+        num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method, progress_bar=progress_bar,
     )
-    mcmc.run(*model_args, **model_kwargs)
-    mcmc._ppl_seed = seed
-    return mcmc

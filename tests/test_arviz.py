@@ -16,6 +16,7 @@ import arviz as az  # noqa: E402
 
 import arviz_models as am  # noqa: E402
 from ppl_kernels import runner, schedules, to_inference_data  # noqa: E402
+from ppl_kernels._host import kernel_of  # noqa: E402
 from ppl_kernels.config import STAT_FIELDS  # noqa: E402
 
 BACKENDS = ("pyro", "numpyro")
@@ -164,7 +165,7 @@ def test_attrs_hold_backend_versions_kernel_arguments_and_seed(backend, monkeypa
     assert attrs["seed"] == 0 and attrs["num_chains"] == 2 and attrs["num_samples"] == 100
     assert all(idata[g].attrs["kernel_json"] == attrs["kernel_json"] for g in idata.groups())
     # An MCMC the user made (not through runner.sample) has no recorded seed.
-    monkeypatch.delattr(mcmc, "_ppl_seed")
+    monkeypatch.setattr(kernel_of(mcmc), "rng_seed", None)
     assert to_inference_data(mcmc, log_likelihood=False).posterior.attrs["seed"] == "None"
 
 

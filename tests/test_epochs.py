@@ -9,35 +9,40 @@ EPOCHS = 200
 
 
 def _batches(backend, n, b, count, seed=0):
-    """``count`` successive minibatches (count, b) of the backend's epoch sampler."""
+    """``count`` successive minibatches (count, b) of the backend's epoch machinery."""
+    from ppl_kernels.config import SubsamplePlate
+
+    plates = (SubsamplePlate("data", n, b),)
     if backend == "pyro":
         import torch
 
-        from ppl_kernels.pyro.model import EpochSampler
+        from ppl_kernels.pyro import epochs
 
-        torch.manual_seed(seed)
-        sampler = EpochSampler(n, b)
-        return np.stack([sampler().numpy() for _ in range(count)])
+        g = torch.Generator().manual_seed(seed)
+        bases, counters = epochs.split(epochs.init_epochs(plates, g))
+        renew = epochs.renew_draws(plates, g, count)["data"]
+        out = []
+        for j in range(count):
+            idx, counters = epochs.next_batch(plates, bases, counters, {"data": (renew[0][j], renew[1][j])})
+            out.append(idx["data"].numpy())
+        return np.stack(out)
     import jax
     from jax import random
 
-    from ppl_kernels.numpyro.kernel import _next_batch, _renew_draws
-    from ppl_kernels.numpyro.model import SubsamplePlate, init_epochs
+    from ppl_kernels.numpyro import epochs
 
-    plates = (SubsamplePlate("data", n, b),)
     k0, k1 = random.split(random.PRNGKey(seed))
-
-    base, counters = init_epochs(k0, n)
+    bases, counters = epochs.split(epochs.init_epochs(plates, k0))
 
     @jax.jit
     def run(counters):
         def step(counters, renew):
-            idx, counters = _next_batch(plates, {"data": base}, counters, renew)
+            idx, counters = epochs.next_batch(plates, bases, counters, {"data": renew})
             return counters, idx["data"]
 
-        return jax.lax.scan(step, counters, _renew_draws(plates, k1, (count,)))[1]
+        return jax.lax.scan(step, counters, epochs.renew_draws(plates, k1, count)["data"])[1]
 
-    return np.asarray(run({"data": counters}))
+    return np.asarray(run(counters))
 
 
 @pytest.mark.parametrize("backend", ["pyro", "numpyro"])

@@ -84,7 +84,7 @@ def test_pyro_mcmc_warmup_samples_summary_diagnostics(capsys):
 
     _check_pyro_diagnostics(mcmc.diagnostics(), num_chains=1)
     # the kernel counted every draw: the last one had index warmup + samples - 1
-    assert kernel._state.i == NUM_WARMUP + NUM_SAMPLES
+    assert kernel.state.i == NUM_WARMUP + NUM_SAMPLES
 
     mcmc.summary()
     out = capsys.readouterr().out
@@ -189,7 +189,7 @@ def test_pyro_memory_does_not_grow_with_steps():
     for _ in range(90):  # 10⁴ steps in all
         z = kernel.sample(z)
     assert rss_mib() - before < 20.0
-    assert kernel._state.i == 100
+    assert kernel.state.i == 100
 
 
 # -- NumPyro ---------------------------------------------------------------------------

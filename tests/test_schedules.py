@@ -151,7 +151,7 @@ def _kernel_and_state(backend, explore_noise):
         kernel = SGHMC(**kw)
         kernel.initial_params = {"x": x0}
         kernel.setup(0)
-        return kernel, kernel._state
+        return kernel, kernel.state
     import jax
 
     from ppl_kernels.numpyro import SGHMC
@@ -167,9 +167,9 @@ def _trajectory(backend, kernel, state, seed, num_draws):
     if backend == "pyro":
         import torch
 
-        kernel._state = state
-        torch.manual_seed(seed)
-        z = state.z
+        # the chain's random stream is its state's generator state
+        kernel.state = state._replace(rng_key=torch.Generator().manual_seed(seed).get_state())
+        z = kernel.state.z
         for _ in range(num_draws):
             z = kernel.sample(z)
             out.append(z["x"].numpy().copy())

@@ -171,7 +171,7 @@ def test_unsupported_latent_site_raises_at_setup(backend, make, args, shown):
             kernel.init(jax.random.PRNGKey(0), 0, model_args=args)
     assert shown in str(err.value) and "latent site" in str(err.value)
     # nothing was set up for the dynamics, so no step could run
-    assert kernel._static is None
+    assert kernel.static is None
 
 
 def test_discrete_site_raises_through_mcmc(backend):

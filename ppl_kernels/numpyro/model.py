@@ -1,33 +1,27 @@
-"""Model → potential machinery for NumPyro models with subsampled plates.
+"""Model → potential for NumPyro models, also with subsampled plates.
 
-NumPyro's ``initialize_model`` / ``potential_energy`` refuse models whose
-plates subsample (the plate needs a random key).  Here the plate's site is
-substituted by an index array chosen by the kernel, which makes the plate
-apply its ``N / B`` likelihood scale itself, and the log density is split into
-its likelihood and prior parts so that likelihood-only tempering and the
-untempered ``lp`` statistic come for free.
+The twin of :mod:`ppl_kernels.pyro.model`.  NumPyro's ``initialize_model`` /
+``potential_energy`` refuse models whose plates subsample (the plate needs a
+random key).  Here the plate's site is substituted by an index array chosen by
+the kernel, which makes the plate apply its ``N / B`` likelihood scale itself,
+and the log density is split into its likelihood and prior parts so that
+likelihood-only tempering and the untempered ``lp`` statistic come for free.
+The rule is the same in both backends: a latent site's log density (with the
+log-Jacobian of its transform) is prior, every other sample site's is
+likelihood.  ``transforms`` map constrained → unconstrained values, as Pyro's
+``MCMC.transforms``.
 """
 
 from __future__ import annotations
 
-import functools
-from typing import NamedTuple
-
 import jax.numpy as jnp
-import numpy as np
-from jax import random
 from numpyro.distributions import biject_to
 from numpyro.handlers import seed, substitute, trace
 
-from ..config import check_latent_site
+from ..config import SubsamplePlate, check_latent_site
+from .epochs import first_indices
 
-__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "init_epochs", "epoch_indices", "stride_table"]
-
-
-class SubsamplePlate(NamedTuple):
-    name: str
-    size: int
-    subsample_size: int
+__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "potential"]
 
 
 def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
@@ -40,10 +34,6 @@ def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlat
             if sub is not None and sub < size:
                 plates.append(SubsamplePlate(name, int(size), int(sub)))
     return plates
-
-
-def first_indices(plates) -> dict:
-    return {p.name: jnp.arange(p.subsample_size) for p in plates}
 
 
 def latent_sites(model, model_args, model_kwargs, plates) -> dict:
@@ -62,8 +52,8 @@ def latent_sites(model, model_args, model_kwargs, plates) -> dict:
 
 
 def transforms_of(sites: dict) -> dict:
-    """Unconstrained → constrained bijections, one per latent site."""
-    return {name: biject_to(site["fn"].support) for name, site in sites.items()}
+    """Constrained → unconstrained bijections, one per latent site."""
+    return {name: biject_to(site["fn"].support).inv for name, site in sites.items()}
 
 
 def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
@@ -72,78 +62,32 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     The log-likelihood is the plate-scaled minibatch estimate (scale N/B); the
     log-prior includes the log-Jacobian of the unconstrained transform.
     """
-    x = {k: transforms[k](v) for k, v in z.items()}
+    x = {k: transforms[k].inv(v) for k, v in z.items()}
     conditioned = substitute(substitute(model, data=indices), data=x)
     tr = trace(seed(conditioned, rng_seed=0)).get_trace(*model_args, **model_kwargs)
     log_lik = jnp.zeros(())
     log_prior = jnp.zeros(())
-    for site in tr.values():
+    for name, site in tr.items():
         if site["type"] != "sample":
             continue
         lp = jnp.sum(site["fn"].log_prob(site["value"]))
         if site["scale"] is not None:
             lp = lp * site["scale"]
-        if site["is_observed"]:
-            log_lik = log_lik + lp
-        else:
+        if name in z:
             log_prior = log_prior + lp
+        else:
+            log_lik = log_lik + lp
     for k, v in z.items():
-        log_prior = log_prior + jnp.sum(transforms[k].log_abs_det_jacobian(v, x[k]))
+        log_prior = log_prior + jnp.sum(transforms[k].inv.log_abs_det_jacobian(v, x[k]))
     return log_lik, log_prior
 
 
-_INT32_MAX = 2**31 - 1
+def potential(model, transforms, likelihood_weight: float):
+    """``(z, indices, args, kwargs) -> (Ũ, lp)``: the dynamics' potential (the
+    likelihood weighted by ``likelihood_weight``) and the untempered log density."""
 
+    def parts(z, indices, model_args, model_kwargs):
+        lik, prior = log_joint_parts(model, model_args, model_kwargs, transforms, z, indices)
+        return -(likelihood_weight * lik + prior), lik + prior
 
-@functools.lru_cache(maxsize=None)
-def stride_table(size: int, subsample_size: int, max_strides: int = 1024) -> np.ndarray:
-    """Strides ``a`` with ``gcd(a, size) = 1``, for the per-epoch visiting orders of
-    :func:`epoch_indices`.
-
-    ``a`` is bounded so that ``offset + a * subsample_size`` stays inside int32
-    (JAX's default integer).  The table is a fixed function of the sizes; each
-    epoch picks one of its entries at random.
-    """
-    amax = min(size - 1, (_INT32_MAX - size) // subsample_size)
-    if amax < 1:
-        raise ValueError(f"plate size {size} with subsample_size {subsample_size} does not fit int32 indices")
-    if amax <= 4 * max_strides:
-        cand = np.arange(1, amax + 1)
-    else:
-        cand = np.unique(np.random.default_rng(size).integers(1, amax + 1, size=4 * max_strides))
-    units = cand[np.gcd(cand, size) == 1]
-    rng = np.random.default_rng([size, subsample_size])
-    return np.sort(rng.permutation(units)[:max_strides]).astype(np.int32)
-
-
-def init_epochs(key, size: int):
-    """Per-plate epoch state ``(base, (stride, offset, batches_left))``: a random base
-    permutation (the only O(N) work of a run) and no epoch started yet."""
-    zero = jnp.array(0, jnp.int32)
-    return random.permutation(key, size).astype(jnp.int32), (zero, zero, zero)
-
-
-def epoch_indices(base, counters, subsample_size: int, renew_draw):
-    """Next minibatch of a without-replacement epoch, O(B) per step and O(1) per epoch.
-
-    An epoch visits the positions of the random base permutation ``base``
-    (drawn once per chain) in the order ``o, o + a, o + 2a, ... (mod N)`` for a
-    random offset ``o`` and a random stride ``a`` coprime to ``N``: every point
-    once per epoch (the last ``N mod B`` positions of an epoch's order are
-    skipped, as with ``drop_last``), a different grouping every epoch, and no
-    O(N) reshuffle (XLA's CPU sort takes ~2.4 ms per 10^4 points, more than a
-    hundred steps of a small model).  ``counters = (stride, offset,
-    batches_left)``; ``renew_draw = (stride index, offset)``, uniform on
-    ``[0, len(stride_table))`` and ``[0, N)``, is used only when a new epoch
-    starts.  Returns ``(indices, counters)``.
-    """
-    stride, offset, left = counters
-    n = base.shape[0]
-    table = jnp.asarray(stride_table(n, subsample_size))
-    renew = left == 0
-    stride = jnp.where(renew, table[renew_draw[0]], stride)
-    offset = jnp.where(renew, renew_draw[1], offset)
-    left = jnp.where(renew, n // subsample_size, left)
-    pos = (offset + stride * jnp.arange(subsample_size, dtype=jnp.int32)) % n
-    offset = (offset + stride * subsample_size) % n
-    return base[pos], (stride, offset, left - 1)
+    return parts

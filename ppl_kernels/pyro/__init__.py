@@ -1,5 +1,7 @@
-"""Pyro backend: :class:`SGHMC`, a :class:`pyro.infer.mcmc.MCMCKernel`."""
+"""Pyro backend: :class:`SGHMC`, a :class:`pyro.infer.mcmc.MCMCKernel`, and the
+pure integrator functions it runs."""
 
-from .kernel import SGHMC, SGHMCState, sghmc_draw, sghmc_init
+from .integrator import SGHMCState, sghmc_draw, sghmc_init, sghmc_sample, sghmc_step
+from .kernel import SGHMC
 
-__all__ = ["SGHMC", "SGHMCState", "sghmc_init", "sghmc_draw"]
+__all__ = ["SGHMC", "SGHMCState", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]

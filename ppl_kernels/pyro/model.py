@@ -1,16 +1,18 @@
-"""Model → potential machinery for Pyro models with subsampled plates.
+"""Model → potential for Pyro models, also with subsampled plates.
 
+The twin of :mod:`ppl_kernels.numpyro.model`.
 ``pyro.infer.mcmc.util.initialize_model`` refuses models whose plates
 subsample, so the kernel traces the model itself: the plate's own sample site
 (named like the plate) is conditioned on an index tensor chosen by the kernel,
 which makes the plate apply its ``N / B`` likelihood scale, and the log density
 is split into likelihood and prior so that likelihood-only tempering and the
-untempered ``lp`` statistic come for free.
+untempered ``lp`` statistic come for free.  The rule is the same in both
+backends: a latent site's log density (with the log-Jacobian of its transform)
+is prior, every other sample site's is likelihood.  ``transforms`` map
+constrained → unconstrained values (Pyro's ``MCMC.transforms`` convention).
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 from pyro import poutine
@@ -19,15 +21,10 @@ from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import biject_to
 from torch.distributions import transforms as _T
 
-from ..config import check_latent_site
+from ..config import SubsamplePlate, check_latent_site
+from .epochs import first_indices
 
-__all__ = ["SubsamplePlate", "find_subsample_plates", "latent_sites", "log_joint_parts", "is_identity", "EpochSampler"]
-
-
-class SubsamplePlate(NamedTuple):
-    name: str
-    size: int
-    subsample_size: int
+__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "is_identity", "log_joint_parts", "potential"]
 
 
 def _is_subsample(site) -> bool:
@@ -44,10 +41,6 @@ def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlat
             if fn.subsample_size is not None and fn.subsample_size < fn.size:
                 plates.append(SubsamplePlate(name, int(fn.size), int(fn.subsample_size)))
     return plates
-
-
-def first_indices(plates) -> dict:
-    return {p.name: torch.arange(p.subsample_size) for p in plates}
 
 
 def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict:
@@ -75,7 +68,7 @@ def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict
 
 
 def transforms_of(sites: dict) -> dict:
-    """Constrained → unconstrained bijections (Pyro's ``MCMC.transforms`` convention)."""
+    """Constrained → unconstrained bijections, one per latent site."""
     return {name: biject_to(site["fn"].support).inv for name, site in sites.items()}
 
 
@@ -94,9 +87,9 @@ def is_identity(transform) -> bool:
 def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     """Return ``(log_likelihood, log_prior)`` at unconstrained ``z``.
 
-    The log-likelihood is the plate-scaled minibatch estimate; the log-prior
-    includes the log-Jacobian of the unconstrained transform (skipped for
-    identity transforms, whose log-Jacobian is 0: a saving on every step).
+    The log-likelihood is the plate-scaled minibatch estimate (scale N/B); the
+    log-prior includes the log-Jacobian of the unconstrained transform (skipped
+    for identity transforms, whose log-Jacobian is 0: a saving on every step).
     """
     moved = [k for k in z if not is_identity(transforms[k])]
     x = dict(z)
@@ -117,19 +110,12 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     return log_lik, log_prior
 
 
-class EpochSampler:
-    """Minibatch indices drawn without replacement within an epoch: O(B) per step,
-    one O(N) shuffle per pass over the data (the hosts' plates permute all N each time)."""
+def potential(model, transforms, likelihood_weight: float):
+    """``(z, indices, args, kwargs) -> (Ũ, lp)``: the dynamics' potential (the
+    likelihood weighted by ``likelihood_weight``) and the untempered log density."""
 
-    def __init__(self, size: int, subsample_size: int):
-        self.size, self.subsample_size = size, subsample_size
-        self.perm = torch.randperm(size)
-        self.pos = 0
+    def parts(z, indices, model_args, model_kwargs):
+        lik, prior = log_joint_parts(model, model_args, model_kwargs, transforms, z, indices)
+        return -(likelihood_weight * lik + prior), lik + prior
 
-    def __call__(self) -> torch.Tensor:
-        if self.pos + self.subsample_size > self.size:
-            self.perm = torch.randperm(self.size)
-            self.pos = 0
-        idx = self.perm[self.pos : self.pos + self.subsample_size]
-        self.pos += self.subsample_size
-        return idx
+    return parts

@@ -1,0 +1,212 @@
+"""What the analysis layer needs from a finished NumPyro run, in one place.
+
+The twin of :mod:`ppl_kernels.pyro.host`: the same names with the same
+meaning.  :mod:`ppl_kernels._host` picks one of the two by the run's type; the
+ArviZ export, the diagnostics, the comparisons and the runner read runs only
+through these functions, so no other module knows a host's ``MCMC`` internals.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax, random
+from numpyro.handlers import seed as _seed
+from numpyro.handlers import substitute, trace
+from numpyro.infer import MCMC
+
+from .. import dynamics
+from ..config import STAT_FIELDS
+from ..sites import is_factor, site_info, site_kind, site_outputs, to_numpy
+from . import epochs, model
+from .kernel import SGHMC
+
+__all__ = [
+    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
+    "sample", "find_subsample_plates", "Evaluator", "record_steps",
+]
+
+BACKEND = "numpyro"
+LIBRARY = "numpyro"
+ARRAY_LIBRARY = "jax"
+
+find_subsample_plates = model.find_subsample_plates
+
+
+def kernel_of(mcmc):
+    """The run's kernel."""
+    return mcmc.sampler
+
+
+def draws(mcmc) -> dict[str, np.ndarray]:
+    """Constrained draws, ``{site: array (chain, draw, ...)}``."""
+    return {k: to_numpy(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+
+
+def statistics(mcmc) -> dict[str, np.ndarray]:
+    """The per-draw statistics, ``{name: array (chain, draw)}`` (the kernel's default fields)."""
+    fields = mcmc.get_extra_fields(group_by_chain=True)
+    return {name: np.asarray(fields[name]) for name in STAT_FIELDS}
+
+
+def model_arguments(mcmc):
+    """``(args, kwargs)`` of the last ``run`` (NumPyro's ``MCMC`` keeps them; it has no
+    public accessor)."""
+    return tuple(mcmc._args), dict(mcmc._kwargs)
+
+
+def run_lengths(mcmc) -> dict[str, int]:
+    return {"num_chains": int(mcmc.num_chains), "num_samples": int(mcmc.num_samples),
+            "num_warmup": int(mcmc.num_warmup)}
+
+
+def sample(*, model, potential_fn, init_params, model_args, model_kwargs, kernel_kwargs, num_samples, num_warmup,
+           num_chains, seed, chain_method, progress_bar):
+    """Run :class:`~ppl_kernels.numpyro.SGHMC` under NumPyro's ``MCMC`` (see
+    :func:`ppl_kernels.runner.sample`)."""
+    kernel = SGHMC(model, potential_fn, **kernel_kwargs)
+    kernel.rng_seed = seed
+    mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                chain_method=chain_method, progress_bar=progress_bar)
+    mcmc.run(random.PRNGKey(seed), *model_args, init_params=init_params, **model_kwargs)
+    return mcmc
+
+
+# -- pointwise evaluation at posterior draws -------------------------------------------------------
+#: Compiled evaluations, by model, argument structure and requested quantities.
+_JIT_CACHE: OrderedDict = OrderedDict()
+
+
+def _trace(model_fn, draw, idx, key, args, kwargs):
+    idx = {k: jnp.asarray(v) for k, v in idx.items()}  # the plate accepts only jax arrays
+    conditioned = substitute(substitute(model_fn, data=idx), data=draw)
+    with warnings.catch_warnings():
+        # Chunks other than the plate's subsample_size are deliberate here.
+        warnings.filterwarnings("ignore", message="subsample_size does not match", category=UserWarning)
+        return trace(_seed(conditioned, key)).get_trace(*args, **kwargs)
+
+
+class Evaluator:
+    """Traces a model at given latent values and plate indices, vectorised over draws
+    (the interface :mod:`ppl_kernels.arviz` drives; the twin of Pyro's)."""
+
+    fixed_draw_chunks = True  # jitted: pad the last chunk of draws so that it compiles once
+
+    def __init__(self, model_fn, args, kwargs, seed, plates=None):
+        self.model, self.args, self.kwargs, self.seed = model_fn, tuple(args), dict(kwargs), seed
+        self.plates = find_subsample_plates(model_fn, self.args, self.kwargs) if plates is None else list(plates)
+
+    def chunk_length(self, plate, chunk_size):
+        return min(chunk_size, plate.size)
+
+    def sites(self, draw, idx) -> dict:
+        tr = _trace(self.model, draw, idx, random.PRNGKey(0), self.args, self.kwargs)
+        subsampled = {p.name for p in self.plates}
+        out = {}
+        for name, site in tr.items():
+            if site["type"] == "deterministic":
+                out[name] = site_info(name, site, "deterministic", subsampled)
+            elif site["type"] == "sample" and not is_factor(site["fn"]):
+                out[name] = site_info(name, site, site_kind(name, site, draw), subsampled)
+        return out
+
+    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
+        # Array arguments are traced (not baked into the program as constants).
+        leaves, treedef = jax.tree.flatten((self.args, self.kwargs))
+        is_array = [isinstance(x, (np.ndarray, jax.Array)) for x in leaves]
+        frozen = tuple(sorted((n, tuple(sorted(w))) for n, w in requests.items()))
+        static = tuple(None if a else x for x, a in zip(leaves, is_array))
+        cache_key = (self.model, treedef, static, frozen)
+        try:
+            fn = _JIT_CACHE.get(cache_key)
+        except TypeError:  # an unhashable static argument: compile for this call only
+            cache_key, fn = None, None
+        if fn is None:
+            model_fn = self.model  # neither self nor the arrays: the cache must not keep a run's data alive
+
+            def one(draw, draw_id, chunk_id, base_key, idx, targets, arrays):
+                it = iter(arrays)
+                args, kwargs = jax.tree.unflatten(treedef, [next(it) if a else x for x, a in zip(static, is_array)])
+                key = random.fold_in(random.fold_in(base_key, draw_id), chunk_id)
+                tr = _trace(model_fn, draw, idx, key, args, kwargs)
+                return {n: site_outputs(tr[n], w, targets.get(n), jnp.moveaxis) for n, w in requests.items()}
+
+            fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))
+            if cache_key is not None:
+                # Exports of the same model (a sweep, repeated exports) reuse the compiled program.
+                _JIT_CACHE[cache_key] = fn
+                while len(_JIT_CACHE) > 16:
+                    _JIT_CACHE.popitem(last=False)
+        arrays = [x for x, a in zip(leaves, is_array) if a]
+        base_key = random.PRNGKey(self.seed)
+        res = fn(draws, jnp.asarray(draw_ids), jnp.asarray(chunk_id), base_key, idx, targets, arrays)
+        return {n: {w: np.asarray(v) for w, v in r.items()} for n, r in res.items()}
+
+
+# -- one integrator step at a time ------------------------------------------------------------------
+#: The fields a diverging step leaves as they were.
+_MOVED = ("z", "r", "grad", "potential_energy", "lp")
+
+
+def record_steps(*, model, potential_fn, model_args, model_kwargs, init_params, kernel_kwargs, num_draws, seed,
+                 on_step, keep_state):
+    """Run the kernel's integrator one public :func:`~ppl_kernels.numpyro.sghmc_step` at a
+    time and return what ``on_step`` computes at every step.
+
+    Each draw resamples the momentum (when configured) as :func:`sghmc_draw` does,
+    then runs ``num_steps`` steps; a step whose result is non-finite is flagged
+    ``diverging`` and undone.  ``on_step(before, after, coefficients, step_size,
+    noise_temperature)`` gets per-site ``(θ, r, ∇Ũ)`` dicts and the per-site
+    ``(inv_mass', friction')`` and returns a pytree of scalars; it runs inside
+    ``jax.jit`` (operators and ``.sum()`` only).
+
+    Returns
+    -------
+    (config, records, sizes)
+        ``records`` has ``terms`` (``on_step``'s output), ``step_size``,
+        ``phase``, ``noise_temperature``, ``diverging`` (and ``state`` with
+        ``keep_state``), each with a leading step axis; ``sizes`` the
+        unconstrained size of every site.
+    """
+    from .integrator import _normal, sghmc_step
+
+    kernel = SGHMC(model, potential_fn, **kernel_kwargs)
+    state = kernel.init(random.PRNGKey(seed), 0, init_params, model_args, model_kwargs)
+    static = kernel.static
+    cfg, lay = static.cfg, static.layout
+    ones = jnp.ones(lay.size)
+    coefficients = (lay.unflatten(static.inv_mass * ones), lay.unflatten(static.friction * ones))
+
+    def one_draw(state, k):
+        eps, beta, phase, noise_t = cfg.draw_settings(k, jnp)
+        key, key_res, key_loop, key_b = random.split(state.rng_key, 4)
+        if cfg.resample_scale is not None:
+            r = dynamics.resampled_momentum(_normal(key_res, lay.flatten(state.r)), beta, static.mass)
+            state = state._replace(r=lay.unflatten(dynamics.half_kick(r, lay.flatten(state.grad), eps)))
+        renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps)
+
+        def one_step(st, xs):
+            key_xi, renew_j = xs
+            xi = _normal(key_xi, lay.flatten(st.r)) if cfg.injects_noise else 0.0
+            out = sghmc_step(static, st, eps, noise_t, xi, renew_j, model_args, model_kwargs)
+            bad = ~(jnp.all(jnp.isfinite(lay.flatten(out.z))) & jnp.all(jnp.isfinite(lay.flatten(out.r)))
+                    & jnp.isfinite(out.potential_energy))
+            out = out._replace(**{f: jax.tree.map(lambda new, old: jnp.where(bad, old, new), getattr(out, f),
+                                                  getattr(st, f)) for f in _MOVED})
+            rec = {"terms": on_step((st.z, st.r, st.grad), (out.z, out.r, out.grad), coefficients, eps, noise_t),
+                   "step_size": jnp.asarray(eps, jnp.result_type(float)), "phase": jnp.asarray(phase, jnp.int32),
+                   "diverging": bad, "noise_temperature": jnp.asarray(noise_t, jnp.result_type(float))}
+            if keep_state:
+                rec["state"] = {"theta": out.z, "r": out.r, "grad": out.grad}
+            return out, rec
+
+        state, recs = lax.scan(one_step, state, (random.split(key_loop, cfg.num_steps), renew))
+        return state._replace(i=k + 1, rng_key=key), recs
+
+    _, recs = jax.jit(lambda s: lax.scan(one_draw, s, jnp.arange(num_draws, dtype=jnp.int32)))(state)
+    recs = jax.tree.map(lambda x: np.asarray(x).reshape(num_draws * cfg.num_steps, *np.shape(x)[2:]), recs)
+    return cfg, recs, dict(zip(lay.names, (int(np.prod(s)) for s in lay.shapes.values())))

@@ -1,0 +1,220 @@
+"""The SGHMC integrator for NumPyro: pure functions over an :data:`SGHMCState`.
+
+The twin of :mod:`ppl_kernels.pyro.integrator`: the same functions with the
+same signatures and return values.  :func:`sghmc_init` starts a chain,
+:func:`sghmc_step` is one integrator step, :func:`sghmc_draw` one draw (an
+optional momentum resampling, then ``num_steps`` steps in one ``lax.scan``)
+and :func:`sghmc_sample` one kept sample (``thinning`` draws).  Inside a draw
+θ, r and ∇Ũ are one flat vector over the sites (:class:`Layout`); the
+arithmetic is :mod:`ppl_kernels.dynamics`', the settings of each draw
+:meth:`ppl_kernels.config.SGHMCConfig.draw_settings`.  Every random draw comes
+from the state's key, and the state holds everything that changes, so a chain
+continues exactly from any state.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax, random
+from jax.flatten_util import ravel_pytree
+
+from .. import dynamics
+from ..config import STAT_FIELDS, DrawNoise, resolve_site_values
+from . import epochs
+
+__all__ = ["SGHMCState", "Static", "Layout", "make_static", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]
+
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "rng_key"])
+SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
+
+- **i** - draw index (warmup and sampling together), drives the schedules.
+- **z** - latent values in unconstrained space (dict site -> array).
+- **r** - momentum, same structure as ``z``.
+- **grad** - ∇Ũ(z) of the dynamics' potential at ``z`` (carried for the half kick).
+- **potential_energy** - the dynamics' potential Ũ(z) (likelihood / T in likelihood tempering).
+- the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
+- **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
+  (:mod:`ppl_kernels.numpyro.epochs`).
+- **rng_key** - the random key of every later draw.
+"""
+
+Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "value_and_grad"])
+Static.__doc__ = """What a draw needs besides the state; fixed for a run.
+
+``inv_mass``, ``friction`` and ``mass`` are the effective coefficients of the
+flat vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on
+every coordinate, else a flat array); ``value_and_grad(z_flat, indices, args,
+kwargs) -> (Ũ, lp, ∇Ũ flat)``."""
+
+
+class Layout:
+    """Sites ↔ one flat vector (:func:`jax.flatten_util.ravel_pytree` of an example state)."""
+
+    def __init__(self, z: dict):
+        self.names = list(z)
+        self.shapes = {k: tuple(jnp.shape(v)) for k, v in z.items()}
+        self.size = sum(int(np.prod(s)) for s in self.shapes.values())
+        self._unravel = ravel_pytree(z)[1]
+
+    def flatten(self, tree: dict):
+        return ravel_pytree(tree)[0]
+
+    def unflatten(self, flat) -> dict:
+        return self._unravel(flat)
+
+    def coefficient(self, per_site: dict):
+        """A per-site coefficient of the flat vector: a float when it is the same scalar
+        on every site (fewest operations per step), else a flat array."""
+        # numpy, not jnp: set-up may run under a trace (pmap), and the coefficients are constants
+        values = [np.asarray(per_site[k], dtype=float) for k in self.names]
+        if all(v.size == 1 for v in values) and len({float(v) for v in values}) == 1:
+            return float(values[0])
+        return np.concatenate([np.broadcast_to(v, self.shapes[k]).reshape(-1) for k, v in zip(self.names, values)])
+
+
+def make_static(cfg, parts, z: dict, plates) -> Static:
+    """The static part of a run from the config, the potential ``parts(z, indices,
+    args, kwargs) -> (Ũ, lp)`` of :func:`ppl_kernels.numpyro.model.potential` (or a
+    ``potential_fn``'s) and one chain's unconstrained example ``z``."""
+    layout = Layout(z)
+    mass = resolve_site_values("mass", cfg.mass, layout.shapes)
+    friction = resolve_site_values("friction", cfg.friction, layout.shapes)
+    inv_mass, fric = dynamics.effective_coefficients(mass, friction, cfg.boost, cfg.friction_scale)
+
+    def flat_parts(z_flat, indices, model_args, model_kwargs):
+        return parts(layout.unflatten(z_flat), indices, model_args, model_kwargs)
+
+    vg = jax.value_and_grad(flat_parts, has_aux=True)
+
+    def value_and_grad(z_flat, indices, model_args, model_kwargs):
+        (u, lp), g = vg(z_flat, indices, model_args, model_kwargs)
+        return u, lp, g
+
+    return Static(cfg, layout, layout.coefficient(inv_mass), layout.coefficient(fric), layout.coefficient(mass),
+                  layout.size, tuple(plates), value_and_grad)
+
+
+def _normal(key, like):
+    return random.normal(key, jnp.shape(like), jnp.result_type(like))
+
+
+def _finite(*values):
+    ok = jnp.array(True)
+    for v in values:
+        ok = ok & jnp.all(jnp.isfinite(v))
+    return ok
+
+
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, key) -> SGHMCState:
+    lay, dtype = static.layout, jnp.result_type(float)
+    stats = dynamics.draw_statistics(z, r, grad, static.inv_mass, static.dim)
+    return SGHMCState(
+        i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
+        step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
+        diverging=jnp.asarray(diverging), epochs=epochs_, rng_key=key,
+    )
+
+
+def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=None) -> SGHMCState:
+    """Initial state at unconstrained ``z``: momentum drawn from ``N(0, α T M)`` (the
+    stationary law), gradient from a first minibatch."""
+    cfg = static.cfg
+    key_r, key_e, key_b, key = random.split(rng_key, 4)
+    bases, counters = epochs.split(epochs.init_epochs(static.plates, key_e))
+    renew = {k: (a[0], o[0]) for k, (a, o) in epochs.renew_draws(static.plates, key_b, 1).items()}
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    z_flat = static.layout.flatten(z)
+    u, lp, grad = static.value_and_grad(z_flat, idx, model_args, model_kwargs or {})
+    r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, static.mass)
+    eps, beta, _, _ = cfg.draw_settings(0, jnp)
+    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, eps, beta, 0, False,
+                  epochs.join(bases, counters), key)
+
+
+def _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args, model_kwargs):
+    z = dynamics.drift(z, r, eps, static.inv_mass)
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
+    r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
+    return z, r, grad, u, lp, counters
+
+
+def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
+               model_args=(), model_kwargs=None) -> SGHMCState:
+    """One integrator step: drift, the next minibatch, its gradient, kick.
+
+    ``xi`` is the step's standard normal noise (flat, or ``0.0`` for none) and
+    ``renew`` the per-plate ``(stride index, offset)`` used if an epoch starts.
+    Only ``z``, ``r``, ``grad``, ``potential_energy``, ``lp`` and the epoch
+    counters change (the statistics and ``i`` are :func:`sghmc_draw`'s).
+    """
+    lay = static.layout
+    bases, counters = epochs.split(state.epochs)
+    z, r, grad, u, lp, counters = _flat_step(static, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad),
+                                             bases, counters, step_size, noise_temperature, xi, renew,
+                                             model_args, model_kwargs or {})
+    return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
+                          epochs=epochs.join(bases, counters))
+
+
+def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=None, noise: DrawNoise | None = None):
+    """One draw: optional momentum resampling with a half kick, then ``num_steps``
+    integrator steps, then the statistics.
+
+    A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging`` and the
+    chain stays at the draw's starting point (no earlier draw is lost); the epoch
+    counters and the key move on.  ``noise`` (tests) gives the draw's random inputs
+    instead of drawing them (:class:`ppl_kernels.config.DrawNoise`).
+    """
+    cfg, lay = static.cfg, static.layout
+    model_kwargs = model_kwargs or {}
+    noise = noise or DrawNoise()
+    k = state.i
+    eps, beta, phase, noise_t = cfg.draw_settings(k, jnp)
+    key, key_res, key_loop, key_b = random.split(state.rng_key, 4)
+    z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
+    if cfg.resample_scale is not None:
+        xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
+        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, static.mass), g0, eps)
+    bases, counters = epochs.split(state.epochs)
+
+    def step(carry, xs):
+        z, r, grad, u, lp, counters = carry
+        key_xi, xi, renew = xs
+        if xi is None:
+            xi = _normal(key_xi, r) if cfg.injects_noise else 0.0
+        else:
+            xi = lay.flatten(xi)
+        return _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args, model_kwargs), None
+
+    renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps) if noise.renew is None else noise.renew
+    xs = (random.split(key_loop, cfg.num_steps), noise.steps, renew)
+    init = (z0, r, g0, state.potential_energy, state.lp, counters)
+    (z, r, grad, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
+    diverging = ~_finite(z, r, u)
+
+    def keep(new, old):
+        return jnp.where(diverging, old, new)
+
+    z, r, grad = keep(z, z0), keep(r, lay.flatten(state.r)), keep(grad, g0)
+    u, lp = keep(u, state.potential_energy), keep(lp, state.lp)
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), key)
+
+
+def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:
+    """One kept sample: ``thinning`` consecutive draws, the statistics of the last
+    one, and ``diverging`` if any of them diverged (a fault is never thinned away)."""
+    if static.cfg.thinning == 1:
+        return sghmc_draw(static, state, model_args, model_kwargs)
+
+    def one(_, carry):
+        state, diverged = carry
+        state = sghmc_draw(static, state, model_args, model_kwargs)
+        return state, diverged | state.diverging
+
+    state, diverged = lax.fori_loop(0, static.cfg.thinning, one, (state, jnp.array(False)))
+    return state._replace(diverging=diverged)

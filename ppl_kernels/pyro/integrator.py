@@ -1,0 +1,297 @@
+"""The SGHMC integrator for Pyro: pure functions over an :data:`SGHMCState`.
+
+The twin of :mod:`ppl_kernels.numpyro.integrator`: the same functions with the
+same signatures and return values.  :func:`sghmc_init` starts a chain,
+:func:`sghmc_step` is one integrator step, :func:`sghmc_draw` one draw (an
+optional momentum resampling, then ``num_steps`` steps in a Python loop: the
+Pyro kernel runs eagerly) and :func:`sghmc_sample` one kept sample
+(``thinning`` draws).  Inside a draw θ, r and ∇Ũ are one flat tensor over the
+sites (:class:`Layout`; the model sees per-site views), so the integrator costs
+a handful of torch operations per step whatever the number of sites; the
+arithmetic is :mod:`ppl_kernels.dynamics`', the settings of each draw
+:meth:`ppl_kernels.config.SGHMCConfig.draw_settings`.  Every random draw comes
+from the state's generator state (``rng_key``), and the state holds everything
+that changes, so a chain continues exactly from any state.
+
+With ``jit_compile=True`` the potential (model trace, log densities,
+transforms) is traced once with :func:`torch.jit.trace`, the minibatch
+indices being inputs of the graph.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import namedtuple
+
+import pyro
+import torch
+
+from .. import dynamics
+from ..config import STAT_FIELDS, DrawNoise, resolve_site_values
+from . import epochs
+
+__all__ = ["SGHMCState", "Static", "Layout", "make_static", "sghmc_init", "sghmc_move", "sghmc_step", "sghmc_draw", "sghmc_sample"]
+
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "rng_key"])
+SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
+
+- **i** - draw index (warmup and sampling together), drives the schedules.
+- **z** - latent values in unconstrained space (dict site -> tensor).
+- **r** - momentum, same structure as ``z``.
+- **grad** - ∇Ũ(z) of the dynamics' potential at ``z`` (carried for the half kick).
+- **potential_energy** - the dynamics' potential Ũ(z) (likelihood / T in likelihood tempering).
+- the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
+- **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
+  (:mod:`ppl_kernels.pyro.epochs`).
+- **rng_key** - the state of the chain's :class:`torch.Generator` (a byte tensor),
+  which every later draw continues.
+"""
+
+Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "value_and_grad",
+                               "generator"])
+Static.__doc__ = """What a draw needs besides the state; fixed for a run.
+
+``inv_mass``, ``friction`` and ``mass`` are the effective coefficients of the
+flat vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on
+every coordinate, else a flat tensor); ``value_and_grad(z_flat, indices, args,
+kwargs) -> (Ũ, lp, ∇Ũ flat)``; ``generator`` is a scratch
+:class:`torch.Generator` that each draw sets to the state's ``rng_key`` (the
+state, not the generator, carries the random stream)."""
+
+
+class Layout:
+    """Sites ↔ one flat vector: ``flatten`` ravels a dict of per-site tensors,
+    ``unflatten`` gives per-site views of a flat tensor (autograd flows through
+    them into the flat tensor)."""
+
+    def __init__(self, z: dict):
+        self.names = list(z)
+        self.shapes = {k: tuple(v.shape) for k, v in z.items()}
+        self.numels = [v.numel() for v in z.values()]
+        self.size = sum(self.numels)
+
+    def flatten(self, tree: dict) -> torch.Tensor:
+        return torch.cat([tree[k].reshape(-1) for k in self.names])
+
+    def unflatten(self, flat: torch.Tensor) -> dict:
+        return {k: p.view(self.shapes[k]) for k, p in zip(self.names, flat.split(self.numels))}
+
+    def coefficient(self, per_site: dict, like: torch.Tensor):
+        """A per-site coefficient of the flat vector: a float when it is the same scalar
+        on every site (fewest operations per step), else a flat tensor."""
+        values = [torch.as_tensor(per_site[k], dtype=like.dtype, device=like.device) for k in self.names]
+        if all(v.numel() == 1 for v in values) and len({float(v) for v in values}) == 1:
+            return float(values[0])
+        return torch.cat([v.expand(self.shapes[k]).reshape(-1) for k, v in zip(self.names, values)])
+
+
+def make_static(cfg, parts, z: dict, plates, *, jit_compile=False, ignore_jit_warnings=False,
+                model_args=(), model_kwargs=None) -> Static:
+    """The static part of a run from the config, the potential ``parts(z, indices,
+    args, kwargs) -> (Ũ, lp)`` of :func:`ppl_kernels.pyro.model.potential` (or a
+    ``potential_fn``'s) and the unconstrained initial ``z``.  With ``jit_compile``
+    the potential is traced at ``model_args`` / ``model_kwargs``."""
+    layout = Layout(z)
+    mass = resolve_site_values("mass", cfg.mass, layout.shapes)
+    friction = resolve_site_values("friction", cfg.friction, layout.shapes)
+    inv_mass, fric = dynamics.effective_coefficients(mass, friction, cfg.boost, cfg.friction_scale)
+    z0 = layout.flatten(z).detach()
+
+    def flat_parts(z_flat, indices, model_args, model_kwargs):
+        return parts(layout.unflatten(z_flat), indices, model_args, model_kwargs)
+
+    if jit_compile:
+        flat_parts = _compiled(flat_parts, z0, plates, model_args, model_kwargs or {}, ignore_jit_warnings)
+    generator = torch.Generator(device=z0.device)
+    return Static(cfg, layout, layout.coefficient(inv_mass, z0), layout.coefficient(fric, z0),
+                  layout.coefficient(mass, z0), layout.size, tuple(plates), _value_and_grad(flat_parts), generator)
+
+
+def _value_and_grad(flat_parts):
+    """Flat ``(z, indices, args, kwargs) -> (Ũ, lp, ∇Ũ)`` with no graph kept."""
+
+    def value_and_grad(z_flat, indices, model_args, model_kwargs):
+        zg = z_flat.detach().requires_grad_(True)
+        u, lp = flat_parts(zg, indices, model_args, model_kwargs)
+        (g,) = torch.autograd.grad(u, zg, allow_unused=True)
+        return u.detach(), lp.detach(), torch.zeros_like(zg) if g is None else g.detach()
+
+    return value_and_grad
+
+
+def _normal(generator, like):
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
+
+
+def _finite(*values) -> bool:
+    return all(bool(torch.isfinite(v).all()) for v in values)
+
+
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, key) -> SGHMCState:
+    lay = static.layout
+    stats = dynamics.draw_statistics(z, r, grad, static.inv_mass, static.dim)
+    return SGHMCState(
+        i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
+        step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
+        epochs=epochs_, rng_key=key,
+    )
+
+
+def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=None) -> SGHMCState:
+    """Initial state at unconstrained ``z``: momentum drawn from ``N(0, α T M)`` (the
+    stationary law), gradient from a first minibatch.  ``rng_key`` is an integer
+    seed or a generator state."""
+    cfg, g = static.cfg, static.generator
+    if isinstance(rng_key, torch.Tensor):
+        g.set_state(rng_key)
+    else:
+        g.manual_seed(int(rng_key))
+    bases, counters = epochs.split(epochs.init_epochs(static.plates, g))
+    renew = {k: (a[0], o[0]) for k, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    z_flat = static.layout.flatten(z).detach()
+    u, lp, grad = static.value_and_grad(z_flat, idx, model_args, model_kwargs or {})
+    r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, static.mass)
+    eps, beta, _, _ = cfg.draw_settings(0)
+    return _state(static, 0, z_flat, r, grad, u, lp, eps, beta, 0, False, epochs.join(bases, counters), g.get_state())
+
+
+def sghmc_move(static: Static, state: SGHMCState, z: dict, model_args=(), model_kwargs=None) -> SGHMCState:
+    """``state`` moved to ``z`` with its momentum, draw index and streams kept: the
+    gradient at ``z`` on the next minibatch.  (Pyro's ``MCMC`` hands the kernel
+    only values, and a caller that moves the chain hands new ones; NumPyro hands
+    back the state itself and needs no such step.)"""
+    g = static.generator
+    g.set_state(state.rng_key)
+    bases, counters = epochs.split(state.epochs)
+    renew = {k: (a[0], o[0]) for k, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    lay = static.layout
+    u, lp, grad = static.value_and_grad(lay.flatten(z).detach(), idx, model_args, model_kwargs or {})
+    return state._replace(z=z, grad=lay.unflatten(grad), potential_energy=u, lp=lp,
+                          epochs=epochs.join(bases, counters), rng_key=g.get_state())
+
+
+def _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args, model_kwargs):
+    z = dynamics.drift(z, r, eps, static.inv_mass)
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
+    r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
+    return z, r, grad, u, lp, counters
+
+
+def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
+               model_args=(), model_kwargs=None) -> SGHMCState:
+    """One integrator step: drift, the next minibatch, its gradient, kick.
+
+    ``xi`` is the step's standard normal noise (flat, or ``0.0`` for none) and
+    ``renew`` the per-plate ``(stride index, offset)`` used if an epoch starts.
+    Only ``z``, ``r``, ``grad``, ``potential_energy``, ``lp`` and the epoch
+    counters change (the statistics and ``i`` are :func:`sghmc_draw`'s).
+    """
+    lay = static.layout
+    bases, counters = epochs.split(state.epochs)
+    z, r, grad, u, lp, counters = _flat_step(static, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad),
+                                             bases, counters, step_size, noise_temperature, xi, renew,
+                                             model_args, model_kwargs or {})
+    return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
+                          epochs=epochs.join(bases, counters))
+
+
+def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=None, noise: DrawNoise | None = None):
+    """One draw: optional momentum resampling with a half kick, then ``num_steps``
+    integrator steps, then the statistics.
+
+    A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging`` and the
+    chain stays at the draw's starting point (no earlier draw is lost); the epoch
+    counters and the random state move on.  ``noise`` (tests) gives the draw's
+    random inputs instead of drawing them (:class:`ppl_kernels.config.DrawNoise`).
+    """
+    cfg, lay, g = static.cfg, static.layout, static.generator
+    model_kwargs = model_kwargs or {}
+    noise = noise or DrawNoise()
+    k = state.i
+    eps, beta, phase, noise_t = cfg.draw_settings(k)
+    g.set_state(state.rng_key)
+    z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
+    if cfg.resample_scale is not None:
+        xi = _normal(g, r) if noise.resample is None else lay.flatten(noise.resample)
+        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, static.mass), g0, eps)
+    bases, counters = epochs.split(state.epochs)
+    renew = epochs.renew_draws(static.plates, g, cfg.num_steps) if noise.renew is None else noise.renew
+    z, grad, u, lp = z0, g0, state.potential_energy, state.lp
+    for j in range(cfg.num_steps):
+        if noise.steps is None:
+            xi = _normal(g, r) if cfg.injects_noise else 0.0
+        else:
+            xi = lay.flatten({k_: v[j] for k_, v in noise.steps.items()})
+        renew_j = {name: (a[j], o[j]) for name, (a, o) in renew.items()}
+        z, r, grad, u, lp, counters = _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew_j,
+                                                 model_args, model_kwargs)
+    diverging = not _finite(z, r, u)
+    if diverging:
+        z, r, grad, u, lp = z0, lay.flatten(state.r), g0, state.potential_energy, state.lp
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters),
+                  g.get_state())
+
+
+def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:
+    """One kept sample: ``thinning`` consecutive draws, the statistics of the last
+    one, and ``diverging`` if any of them diverged (a fault is never thinned away)."""
+    diverged = False
+    for _ in range(static.cfg.thinning):
+        state = sghmc_draw(static, state, model_args, model_kwargs)
+        diverged = diverged or state.diverging
+    return state._replace(diverging=diverged)
+
+
+# -- jit_compile -----------------------------------------------------------------------------
+def _check_indices(plates) -> dict:
+    """Indices unlike :func:`~ppl_kernels.pyro.epochs.first_indices`' (the last B points,
+    reversed) to check that a traced potential did not freeze the ones it saw."""
+    return {p.name: torch.arange(p.size - 1, p.size - p.subsample_size - 1, -1) for p in plates}
+
+
+def _compiled(flat_parts, z0, plates, model_args, model_kwargs, ignore_warnings):
+    """``flat_parts`` traced by :func:`torch.jit.trace` (flat θ and the plates' index
+    tensors as inputs, the model arguments as constants), or ``flat_parts`` itself,
+    with a warning, when tracing fails or the traced graph disagrees with it at
+    other θ and indices."""
+    names = [p.name for p in plates]
+
+    def positional(z, *idx):
+        return flat_parts(z, dict(zip(names, idx)), model_args, model_kwargs)
+
+    idx0 = tuple(epochs.first_indices(plates).values())
+    # Pyro's own jit_compile freezes the param store while tracing: params enter the graph as constants.
+    frozen = [p for _, p in pyro.get_param_store().named_parameters() if p.requires_grad]
+    try:
+        with pyro.validation_enabled(False), warnings.catch_warnings():
+            if ignore_warnings:
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            for p in frozen:
+                p.requires_grad_(False)
+            traced = torch.jit.trace(positional, (z0, *idx0), check_trace=False)
+
+            def compiled(z, indices, model_args, model_kwargs):
+                return traced(z, *[indices[n] for n in names])
+
+            # Check at other θ and indices, through the same autograd path as the sampler.
+            z1 = z0 + 0.1 * torch.linspace(-1.0, 1.0, z0.numel(), dtype=z0.dtype, device=z0.device)
+            other = _check_indices(plates)
+            got = _value_and_grad(compiled)(z1, other, model_args, model_kwargs)
+            want = _value_and_grad(flat_parts)(z1, other, model_args, model_kwargs)
+    except Exception as e:  # noqa: BLE001  (any tracing failure: run eagerly, loudly)
+        warnings.warn(f"jit_compile=True: tracing the potential failed ({type(e).__name__}: {e}); "
+                      "SGHMC runs it eagerly", RuntimeWarning, stacklevel=4)
+        return flat_parts
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+    for name, a, b in zip(("potential", "log density", "gradient"), got, want):
+        if not torch.allclose(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max().clamp(min=1.0))):
+            warnings.warn(f"jit_compile=True: the traced potential's {name} differs from the eager one at other "
+                          "latents or minibatch indices (data-dependent control flow in the model?); "
+                          "SGHMC runs it eagerly", RuntimeWarning, stacklevel=4)
+            return flat_parts
+    return compiled
