@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 #: The research notes' norm-adjusting settings.
 NORM_ADJUSTING = dict(boost=3.0, friction_scale=1e-3, resample_scale=1e-3)

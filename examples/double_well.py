@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 #: The samplers compared: SGHMC arguments on top of the paper's ε, C, M, 50 steps.
 VARIANTS = {

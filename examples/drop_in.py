@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 #: Full-batch gradients carry no noise to damp, so a light friction mixes best here
 #: (the smallest ESS over the 31 coefficients was 3 of 1000 draws with the

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common
 
 T, S2, MASS, FRICTION, EPS, DIM = 0.1, 1.0, 1.0, 1.0, 0.1, 100
 

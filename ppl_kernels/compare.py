@@ -75,7 +75,7 @@ def _configurations(temperatures, kernel_kwargs) -> list[tuple[str, dict]]:
     labels = [c[0] for c in configs]
     if not configs:
         raise ValueError("temperatures must name at least one run, got an empty list")
-    dupes = sorted({l for l in labels if labels.count(l) > 1})
+    dupes = sorted({label for label in labels if labels.count(label) > 1})
     if dupes:
         raise ValueError(f"temperatures give duplicate labels {dupes}")
     return configs

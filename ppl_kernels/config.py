@@ -240,30 +240,20 @@ class SGHMCConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_attrs(self) -> dict[str, Any]:
-        """Every argument in a readable, NetCDF-friendly form (strings and numbers)."""
+        """Every argument in a readable, NetCDF-friendly form (strings and numbers);
+        :meth:`to_json` is the machine-readable one."""
+        return {f.name: _attr(getattr(self, f.name)) for f in fields(self)}
 
-        def fmt(v):
-            if isinstance(v, _sched.Schedule):
-                return str(v)
-            if isinstance(v, Mapping):
-                return "{" + ", ".join(f"{k}: {np.asarray(x).tolist()}" for k, x in v.items()) + "}"
-            if v is None:
-                return "None"
-            return v
 
-        return {
-            "step_size": fmt(self.step_size),
-            "num_steps": self.num_steps,
-            "temperature": self.temperature,
-            "tempering": self.tempering,
-            "mass": fmt(self.mass),
-            "friction": fmt(self.friction),
-            "boost": self.boost,
-            "friction_scale": self.friction_scale,
-            "resample_scale": fmt(self.resample_scale),
-            "explore_noise": int(bool(self.explore_noise)),
-            "thinning": self.thinning,
-        }
+def _attr(v):
+    """One config value as a NetCDF attribute: numbers stay, the rest become readable strings."""
+    if isinstance(v, _sched.Schedule):
+        return str(v)
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{k}: {np.asarray(x).tolist()}" for k, x in v.items()) + "}"
+    if isinstance(v, bool):
+        return int(v)  # NetCDF has no boolean attributes
+    return "None" if v is None else v
 
 
 def resolve_site_values(name: str, spec, sites: Mapping[str, tuple]) -> dict[str, Any]:

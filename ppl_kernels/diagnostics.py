@@ -469,7 +469,7 @@ def moment_check(steps, *, window: int | None = None, burn_in: int = 0, site: st
         if len(sel) < 2:
             continue
         for rel in RELATIONS:
-            def get(name, rel=rel):
+            def get(name, rel=rel, sel=sel):
                 return part[f"{name}_{rel}"].values[sel].sum(-1)
 
             meas, disc, cont = get("measured"), get("discrete"), get("continuous")

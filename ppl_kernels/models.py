@@ -141,7 +141,10 @@ def load_data(name: str):
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y)
     mean, std = X_tr.mean(0), X_tr.std(0)
     std[std == 0] = 1.0
-    f = lambda a: ((a - mean) / std).astype(np.float32)  # noqa: E731
+
+    def f(a):
+        return ((a - mean) / std).astype(np.float32)
+
     return f(X_tr), y_tr.astype(np.int64), f(X_te), y_te.astype(np.int64)
 
 

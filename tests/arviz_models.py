@@ -17,7 +17,7 @@ X_ALL = _rng.normal(size=(N_TRAIN + N_TEST, DIM)).astype(np.float32)
 W_TRUE = np.array([1.0, -0.5, 0.25], np.float32)
 Y_REG_ALL = (X_ALL @ W_TRUE + 0.3 + 0.5 * _rng.normal(size=N_TRAIN + N_TEST)).astype(np.float32)
 _logits = X_ALL @ np.array([[2.0, -1.0, 0.0], [0.0, 1.5, -1.5], [-1.0, 0.0, 1.0]], np.float32)
-Y_CLS_ALL = np.array([_rng.choice(NUM_CLASSES, p=np.exp(l) / np.exp(l).sum()) for l in _logits], np.int64)
+Y_CLS_ALL = np.array([_rng.choice(NUM_CLASSES, p=np.exp(g) / np.exp(g).sum()) for g in _logits], np.int64)
 
 X_TRAIN, X_TEST = X_ALL[:N_TRAIN], X_ALL[N_TRAIN:]
 Y_REG_TRAIN, Y_REG_TEST = Y_REG_ALL[:N_TRAIN], Y_REG_ALL[N_TRAIN:]

@@ -14,9 +14,9 @@ os.environ.setdefault(
 )
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pytest  # noqa: E402
+import pytest
 
-from targets import BACKENDS  # noqa: E402
+from targets import BACKENDS
 
 
 def pytest_configure(config):

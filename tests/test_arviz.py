@@ -12,12 +12,12 @@ from scipy.stats import norm
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import arviz as az  # noqa: E402
+import arviz as az
 
-import arviz_models as am  # noqa: E402
-from ppl_kernels import runner, schedules, to_inference_data  # noqa: E402
-from ppl_kernels._host import kernel_of  # noqa: E402
-from ppl_kernels.config import STAT_FIELDS  # noqa: E402
+import arviz_models as am
+from ppl_kernels import runner, schedules, to_inference_data
+from ppl_kernels._host import kernel_of
+from ppl_kernels.config import STAT_FIELDS
 
 BACKENDS = ("pyro", "numpyro")
 BATCH = 20

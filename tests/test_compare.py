@@ -10,9 +10,9 @@ from scipy.special import log_softmax, logsumexp
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import arviz_models as am  # noqa: E402
-from ppl_kernels import compare_temperatures, temperature_sweep  # noqa: E402
-from ppl_kernels.plots import plot_cold_posterior, plot_kinetic_temperature, plot_norm_trajectories  # noqa: E402
+import arviz_models as am
+from ppl_kernels import compare_temperatures, temperature_sweep
+from ppl_kernels.plots import plot_cold_posterior, plot_kinetic_temperature, plot_norm_trajectories
 
 BACKENDS = ("pyro", "numpyro")
 SETTINGS = dict(step_size=5e-3, num_steps=5)

@@ -11,12 +11,12 @@ from scipy.stats import chi2
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import arviz as az  # noqa: E402
+import arviz as az
 
-import arviz_models as am  # noqa: E402
-from ppl_kernels import diagnostics as dg  # noqa: E402
-from ppl_kernels import runner, schedules, to_inference_data  # noqa: E402
-from ppl_kernels.plots import plot_kinetic_temperature, plot_moment_check  # noqa: E402
+import arviz_models as am
+from ppl_kernels import diagnostics as dg
+from ppl_kernels import runner, schedules, to_inference_data
+from ppl_kernels.plots import plot_kinetic_temperature, plot_moment_check
 
 BACKENDS = ("pyro", "numpyro")
 

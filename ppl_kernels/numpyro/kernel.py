@@ -53,7 +53,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         cfg = self.config
         if self.model is not None:
             self.plates = _m.find_subsample_plates(self.model, model_args, model_kwargs)
-            sites = _m.latent_sites(self.model, model_args, model_kwargs, self.plates)
+            sites = _m.latent_sites(self.model, model_args, model_kwargs, self.plates, self.init_strategy)
             self.transforms = _m.transforms_of(sites)
             if init_params is None:
                 init_params = self._initial_params(rng_key, model_args, model_kwargs, sites)
@@ -78,7 +78,8 @@ class SGHMC(KernelArguments, MCMCKernel):
 
         return one(rng_key) if is_prng_key(rng_key) else jax.vmap(one)(rng_key)
 
-    def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs={}):
+    def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
+        model_kwargs = model_kwargs or {}
         if self.potential_fn is not None and init_params is None:
             raise ValueError("init_params must be given with potential_fn")
         vectorized = not is_prng_key(rng_key)

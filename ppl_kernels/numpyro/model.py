@@ -36,10 +36,13 @@ def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlat
     return plates
 
 
-def latent_sites(model, model_args, model_kwargs, plates) -> dict:
-    """Trace once with fixed indices; return ``{name: site}`` of latent sample sites,
-    rejecting discrete sites and local latents inside a subsampled plate."""
-    tr = trace(seed(substitute(model, data=first_indices(plates)), rng_seed=0)).get_trace(*model_args, **model_kwargs)
+def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict:
+    """Trace once with fixed indices under ``init_strategy``; return ``{name: site}`` of
+    latent sample sites, rejecting discrete sites and local latents inside a
+    subsampled plate.  The site values are initial (constrained) values for seed 0
+    (the kernel draws each chain's own)."""
+    fixed = substitute(model, data=first_indices(plates))
+    tr = trace(substitute(seed(fixed, rng_seed=0), substitute_fn=init_strategy)).get_trace(*model_args, **model_kwargs)
     sub_names = {p.name for p in plates}
     out = {}
     for name, site in tr.items():

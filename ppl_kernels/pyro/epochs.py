@@ -22,19 +22,20 @@ def first_indices(plates) -> dict:
     return {p.name: torch.arange(p.subsample_size) for p in plates}
 
 
-def init_epochs(plates, generator) -> dict:
-    """Per plate ``(base permutation, (stride, offset, batches_left))``, no epoch started."""
-    return {p.name: (torch.randperm(p.size, generator=generator), (0, 0, 0)) for p in plates}
+def init_epochs(plates, key) -> dict:
+    """Per plate ``(base permutation, (stride, offset, batches_left))``, no epoch started;
+    ``key`` is the chain's :class:`torch.Generator` (NumPyro's twin takes a PRNG key)."""
+    return {p.name: (torch.randperm(p.size, generator=key), (0, 0, 0)) for p in plates}
 
 
-def renew_draws(plates, generator, num_steps: int) -> dict:
+def renew_draws(plates, key, num_steps: int) -> dict:
     """Per plate, uniform stride indices and offsets for the epochs that may start
     during the next ``num_steps`` steps (drawn once per draw, none per step)."""
     out = {}
     for p in plates:
         n_strides = stride_table(p.size, p.subsample_size).shape[0]
-        out[p.name] = (torch.randint(0, n_strides, (num_steps,), generator=generator).tolist(),
-                       torch.randint(0, p.size, (num_steps,), generator=generator).tolist())
+        out[p.name] = (torch.randint(0, n_strides, (num_steps,), generator=key).tolist(),
+                       torch.randint(0, p.size, (num_steps,), generator=key).tolist())
     return out
 
 
