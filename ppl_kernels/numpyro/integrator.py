@@ -165,9 +165,9 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     """One draw: optional momentum resampling with a half kick, then ``num_steps``
     integrator steps, then the statistics.
 
-    A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging`` and the
-    chain stays at the draw's starting point (no earlier draw is lost); the epoch
-    counters and the key move on.  ``noise`` (tests) gives the draw's random inputs
+    A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging``: the chain
+    stays at the draw's starting point (no earlier draw is lost) with a momentum
+    redrawn from ``N(0, α T M)``, and the epoch counters and the key move on.  ``noise`` (tests) gives the draw's random inputs
     instead of drawing them (:class:`ppl_kernels.config.DrawNoise`).
     """
     cfg, lay = static.cfg, static.layout
@@ -175,7 +175,7 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     noise = noise or DrawNoise()
     k = state.i
     eps, beta, phase, noise_t = cfg.draw_settings(k, jnp)
-    key, key_res, key_loop, key_b = random.split(state.rng_key, 4)
+    key, key_res, key_loop, key_b, key_div = random.split(state.rng_key, 5)
     z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
     if cfg.resample_scale is not None:
         xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
@@ -200,7 +200,10 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     def keep(new, old):
         return jnp.where(diverging, old, new)
 
-    z, r, grad = keep(z, z0), keep(r, lay.flatten(state.r)), keep(grad, g0)
+    # After a divergence the chain restarts from the draw's start with a fresh momentum from
+    # its stationary law: the old momentum would only lead it back into the same region.
+    fresh = dynamics.resampled_momentum(_normal(key_div, r), cfg.boost * cfg.noise_temperature, static.mass)
+    z, r, grad = keep(z, z0), keep(r, fresh), keep(grad, g0)
     u, lp = keep(u, state.potential_energy), keep(lp, state.lp)
     return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), key)
 

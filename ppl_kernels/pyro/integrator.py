@@ -202,9 +202,9 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     """One draw: optional momentum resampling with a half kick, then ``num_steps``
     integrator steps, then the statistics.
 
-    A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging`` and the
-    chain stays at the draw's starting point (no earlier draw is lost); the epoch
-    counters and the random state move on.  ``noise`` (tests) gives the draw's
+    A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging``: the chain
+    stays at the draw's starting point (no earlier draw is lost) with a momentum
+    redrawn from ``N(0, α T M)``, and the epoch counters and the random state move on.  ``noise`` (tests) gives the draw's
     random inputs instead of drawing them (:class:`ppl_kernels.config.DrawNoise`).
     """
     cfg, lay, g = static.cfg, static.layout, static.generator
@@ -230,7 +230,10 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
                                                  model_args, model_kwargs)
     diverging = not _finite(z, r, u)
     if diverging:
-        z, r, grad, u, lp = z0, lay.flatten(state.r), g0, state.potential_energy, state.lp
+        # The chain restarts from the draw's start with a fresh momentum from its stationary
+        # law: the old momentum would only lead it back into the same region.
+        fresh = dynamics.resampled_momentum(_normal(g, z0), cfg.boost * cfg.noise_temperature, static.mass)
+        z, r, grad, u, lp = z0, fresh, g0, state.potential_energy, state.lp
     return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters),
                   g.get_state())
 
