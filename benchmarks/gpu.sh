@@ -5,11 +5,13 @@
 # importable; WHEEL_DIR may name a local folder of extra wheels (numpyro,
 # blackjax) installed with pip --no-index into a private target folder.
 # Each workload runs on its own, so a slow one cannot take the other's results.
-# Usage: bash benchmarks/gpu.sh [OUT_DIR]          (at most 4 minutes)
+# Extra arguments of benchmarks/run.py (e.g. --baseline PATH) come after OUT_DIR.
+# Usage: bash benchmarks/gpu.sh [OUT_DIR [ARGS...]]  (at most 4 minutes)
 #        GPU_SH_DRY_RUN=1 bash benchmarks/gpu.sh   (CPU smoke run of the same steps)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:-bench-results-gpu}"
+shift $(( $# > 0 ? 1 : 0 ))
 PY="${PYTHON:-$(command -v python3 || command -v python)}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
@@ -30,7 +32,7 @@ if not gpus and not os.environ.get("GPU_SH_DRY_RUN"):
 print(f"gpu.sh: jax {jax.__version__} on {gpus[0].device_kind if gpus else 'CPU (dry run)'}")
 PY
 if [ -n "${GPU_SH_DRY_RUN:-}" ]; then
-  exec "$PY" -m ppl_kernels.bench --backends numpyro --quick --no-scaling --no-storage --out "$OUT/dry"
+  exec "$PY" benchmarks/run.py --backends numpyro --quick --no-scaling --no-storage "$@" --out "$OUT/dry"
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 # No scaling / storage sections (CPU questions).  On the H200 a first call (XLA
@@ -42,7 +44,7 @@ status=0
 for spec in W4:500:140:prng W2:1000:90:no-prng; do
   IFS=: read -r wl steps limit prng <<<"$spec"
   extra=(); [ "$prng" = no-prng ] && extra=(--no-prng)
-  timeout "$limit" "$PY" -m ppl_kernels.bench --backends numpyro --workloads "$wl" --steps "$steps" --repeats 2 \
-    --no-scaling --no-storage "${extra[@]}" --out "$OUT/$wl" || { echo "gpu.sh: $wl did not finish (exit $?)" >&2; status=1; }
+  timeout "$limit" "$PY" benchmarks/run.py --backends numpyro --workloads "$wl" --steps "$steps" --repeats 2 \
+    --no-scaling --no-storage "${extra[@]}" "$@" --out "$OUT/$wl" || { echo "gpu.sh: $wl did not finish (exit $?)" >&2; status=1; }
 done
 exit $status

@@ -83,8 +83,8 @@ def run_pyro(draws: int, num_steps: int) -> list[dict]:
 
     def hook(kernel, params, stage, i):
         if stage == "Sample" and i + 1 in marks:
-            rows.append(dict(draws=i + 1, steps=(i + 1) * num_steps, rss_mib=rss_mib(),
-                             stored_mib=(i + 1) * DIM * 4 / 2**20, seconds=time.perf_counter() - start))
+            rows.append({"draws": i + 1, "steps": (i + 1) * num_steps, "rss_mib": rss_mib(),
+                         "stored_mib": (i + 1) * DIM * 4 / 2**20, "seconds": time.perf_counter() - start})
 
     kernel = SGHMC(make_model(pyro, dist), step_size=1e-4, num_steps=num_steps)
     mcmc = MCMC(kernel, num_samples=draws, warmup_steps=0, hook_fn=hook, disable_progbar=True)
@@ -110,8 +110,8 @@ def run_numpyro(draws: int, num_steps: int) -> list[dict]:
     for i in range(draws):
         state = jax.block_until_ready(draw(state, args, {}))
         if i + 1 in marks:
-            rows.append(dict(draws=i + 1, steps=(i + 1) * num_steps, rss_mib=rss_mib(),
-                             stored_mib=0.0, seconds=time.perf_counter() - start))
+            rows.append({"draws": i + 1, "steps": (i + 1) * num_steps, "rss_mib": rss_mib(),
+                         "stored_mib": 0.0, "seconds": time.perf_counter() - start})
     assert int(state.i) == draws and not bool(state.diverging)
     return rows
 

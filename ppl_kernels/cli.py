@@ -10,7 +10,8 @@
 ``ppl-kernels report DIR``
     Reads a run folder back and re-draws its table and figures.
 ``ppl-kernels bench ...``
-    The benchmarks (:func:`ppl_kernels.bench.main`).
+    The benchmarks: runs ``benchmarks/run.py`` of the source checkout with the
+    same arguments (they are not part of the installed package).
 
 A run folder holds ``runs/*.nc`` (one NetCDF per run, the layout of
 :func:`ppl_kernels.to_inference_data`), ``comparison.csv``, ``figures/*.png``
@@ -171,7 +172,8 @@ def _parser() -> _Parser:
     r = sub.add_parser("report", help="re-draw the table and figures of a run folder")
     r.add_argument("folder", type=Path)
 
-    b = sub.add_parser("bench", help="benchmarks (ppl-kernels bench --help)", add_help=False)
+    b = sub.add_parser("bench", help="benchmarks/run.py of the source checkout (ppl-kernels bench --help)",
+                       add_help=False)
     b.add_argument("args", nargs=argparse.REMAINDER)
     return p
 
@@ -396,13 +398,19 @@ def _cmd_report(args, command):
     return 0
 
 
+#: The benchmarks live beside the package in a checkout (or an editable install), not in it.
+_BENCH_SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+
 def _cmd_bench(args, command):
-    try:
-        from .bench import main as bench_main
-    except ImportError as e:
-        print(f"ppl-kernels: error: the benchmarks are not available ({e})", file=sys.stderr)
-        return 1
-    return int(bench_main(args.args) or 0)
+    if not _BENCH_SCRIPT.is_file():
+        print(f"ppl-kernels: error: the benchmarks live in the source checkout (benchmarks/run.py); {_BENCH_SCRIPT} "
+              "does not exist: run them from a clone of the repository", file=sys.stderr)
+        return 2
+    import subprocess
+
+    # a fresh interpreter: run.py puts its own folder on sys.path and spawns a process per backend
+    return subprocess.run([sys.executable, str(_BENCH_SCRIPT), *args.args], check=False).returncode
 
 
 _COMMANDS = {"demo": _cmd_demo, "sweep": _cmd_sweep, "report": _cmd_report, "bench": _cmd_bench}

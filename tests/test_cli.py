@@ -138,21 +138,26 @@ def test_report_refuses_what_is_not_a_complete_run_folder(tmp_path, content, cap
 
 
 def test_bench_dispatches_to_the_benchmarks(monkeypatch):
+    """``ppl-kernels bench ARGS`` runs the checkout's ``benchmarks/run.py ARGS`` and returns its exit code."""
     import types
 
     seen = []
-    fake = types.ModuleType("ppl_kernels.bench")
-    fake.main = lambda argv: seen.append(argv) or 3
-    monkeypatch.setitem(sys.modules, "ppl_kernels.bench", fake)
+
+    def fake_run(cmd, check):
+        seen.append(cmd)
+        return types.SimpleNamespace(returncode=3)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
     assert cli.main(["bench", "--quick", "--help"]) == 3
-    assert seen == [["--quick", "--help"]]
+    assert seen == [[sys.executable, str(cli._BENCH_SCRIPT), "--quick", "--help"]]
+    assert cli._BENCH_SCRIPT.is_file()  # this checkout has the benchmarks
 
 
-def test_bench_without_the_module_is_one_line(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "ppl_kernels.bench", None)  # import fails
-    assert cli.main(["bench"]) == 1
+def test_bench_outside_a_checkout_is_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(cli, "_BENCH_SCRIPT", tmp_path / "benchmarks" / "run.py")  # an installed package
+    assert cli.main(["bench"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "benchmarks are not available" in err
+    assert err.count("\n") == 1 and "benchmarks live in the source checkout" in err
 
 
 def test_console_script_is_installed():
