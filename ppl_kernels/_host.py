@@ -36,9 +36,13 @@ def host_for(backend: str):
     return import_module(f"ppl_kernels.{backend}.host")
 
 
-def host_of(mcmc):
-    """The ``host`` module of the backend that made ``mcmc``."""
-    return host_for(backend_of(mcmc))
+def host_of(mcmc, *, finished: bool = False):
+    """The ``host`` module of the backend that made ``mcmc``; with ``finished``, a
+    ``ValueError`` if it has not been run yet."""
+    host = host_for(backend_of(mcmc))
+    if finished and not host.is_finished(mcmc):
+        raise ValueError("mcmc has not been run yet: call mcmc.run(...) first")
+    return host
 
 
 def kernel_of(mcmc):
@@ -48,11 +52,11 @@ def kernel_of(mcmc):
 
 def get_draws(mcmc) -> dict[str, np.ndarray]:
     """Constrained draws, ``{site: array (chain, draw, ...)}``."""
-    return host_of(mcmc).draws(mcmc)
+    return host_of(mcmc, finished=True).draws(mcmc)
 
 
 def get_stats(mcmc) -> dict[str, np.ndarray]:
     """The per-draw statistics of an SGHMC run, ``{name: array (chain, draw)}``,
     with the same names and dtypes from both backends."""
-    raw = host_of(mcmc).statistics(mcmc)
+    raw = host_of(mcmc, finished=True).statistics(mcmc)
     return {name: raw[name].astype(_DTYPES[kind]) for name, kind in STAT_FIELDS.items()}

@@ -80,7 +80,8 @@ def _store(out, name, what, arr, row, num_rows, site: Site, start, n_valid, size
     dest[tuple(where)] = arr
 
 
-def _pointwise(ev, draws, requests, sites, *, chunk_size, draw_chunk_size, targets=None, first_draw_only=()):
+def _pointwise(ev, draws, requests, sites, *, num_draws, chunk_size, draw_chunk_size, targets=None,
+               first_draw_only=()):
     """Evaluate ``requests`` ({site: {what, ...}}) at every draw and, for sites inside a
     subsampled plate, over the whole plate in consecutive chunks of indices.
 
@@ -90,7 +91,6 @@ def _pointwise(ev, draws, requests, sites, *, chunk_size, draw_chunk_size, targe
     asks for the same quantities at the same shapes, so NumPyro compiles once.
     """
     targets = targets or {}
-    num_draws = len(next(iter(draws.values())))
     width = min(draw_chunk_size, num_draws)
     lengths = {p.name: ev.chunk_length(p, chunk_size) for p in ev.plates}
     first = _first_indices(ev, chunk_size)
@@ -353,7 +353,7 @@ def to_inference_data(
     positive_int("draw_chunk_size", draw_chunk_size)
     predictions = _check_predictions("predictions", predictions)
     posterior_predictive = _check_predictions("posterior_predictive", posterior_predictive)
-    host = _host.host_of(mcmc)
+    host = _host.host_of(mcmc, finished=True)
     kernel = host.kernel_of(mcmc)
     if not hasattr(kernel, "config"):
         raise ValueError(f"mcmc must have been run with ppl_kernels' SGHMC, got a {type(kernel).__name__} kernel")
@@ -383,7 +383,8 @@ def to_inference_data(
     args = tuple(run_args if model_args is None else model_args)
     kwargs = dict(run_kwargs if model_kwargs is None else model_kwargs)
     seed = attrs["seed"] if isinstance(attrs["seed"], int) else 0
-    opts = dict(chunk_size=chunk_size, draw_chunk_size=draw_chunk_size)
+    # draws may hold no site at all (a model with no latent site): count them from the statistics
+    opts = dict(num_draws=num_chains * num_draws, chunk_size=chunk_size, draw_chunk_size=draw_chunk_size)
 
     # The kernel knows the plates of the data it ran on (unless its chains ran in other
     # processes); other arguments are traced anew.

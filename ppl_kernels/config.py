@@ -28,13 +28,16 @@ __all__ = [
     "check_latent_site",
     "SubsamplePlate",
     "DrawNoise",
+    "nonfinite_start_error",
+    "unindexed_plate_error",
+    "other_indices",
 ]
 
 #: The two tempering modes.
 TEMPERINGS = ("posterior", "likelihood")
 
 #: Per-draw statistics, in recording order, with their dtypes.  Both backends
-#: produce exactly these names (``docs/theory.rst``, "Per-draw statistics").
+#: produce exactly these names (the ``sample_stats`` group of the ArviZ export).
 STAT_FIELDS: dict[str, str] = {
     "lp": "float",
     "theta_sq_norm": "float",
@@ -106,7 +109,10 @@ def _positive_values(name: str, value: Any):
     if isinstance(value, Mapping):
         out = {}
         for site, v in value.items():
-            arr = np.asarray(v, dtype=float)
+            try:
+                arr = np.asarray(v, dtype=float)
+            except (TypeError, ValueError):  # numpy's message names neither the argument nor the site
+                raise ValueError(f"{name}[{site!r}] must be a positive number or array, got {v!r}") from None
             if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
                 raise ValueError(f"{name}[{site!r}] must be finite and > 0, got {v!r}")
             out[site] = float(arr) if arr.ndim == 0 else arr
@@ -254,6 +260,31 @@ def _attr(v):
     if isinstance(v, bool):
         return int(v)  # NetCDF has no boolean attributes
     return "None" if v is None else v
+
+
+def nonfinite_start_error(sites: list) -> ValueError:
+    """The error both kernels raise at setup when the potential or its gradient is not
+    finite at the initial point (NUTS's "cannot find valid initial parameters")."""
+    where = f" (non-finite gradient of {sorted(sites)})" if sites else ""
+    return ValueError(
+        f"the potential energy or its gradient is not finite at the initial point{where}: check the model's data "
+        "for NaN or inf, and that init_strategy / initial values lie inside the supports"
+    )
+
+
+def unindexed_plate_error(plate: str) -> ValueError:
+    """The error both kernels raise at setup when a subsampled plate's likelihood does not
+    change with the plate's indices (data sliced as ``X[:B]`` instead of ``X[idx]``)."""
+    return ValueError(
+        f"the model's log density does not change with the minibatch indices of the subsampled plate {plate!r}: "
+        f"index the data with the plate's indices (`with plate({plate!r}, N, subsample_size=B) as idx: ... y[idx]`)"
+    )
+
+
+def other_indices(size: int, subsample_size: int) -> list:
+    """A minibatch unlike the first ``subsample_size`` indices (the last ones, reversed), to
+    check at setup that the model reads its data through the plate's indices."""
+    return list(range(size - 1, size - subsample_size - 1, -1))
 
 
 def resolve_site_values(name: str, spec, sites: Mapping[str, tuple]) -> dict[str, Any]:
@@ -430,6 +461,12 @@ class KernelArguments:
         self.plates: list = []
         if "transforms" not in self.host_options:
             self.transforms: dict = {}
+
+    @property
+    def step_size(self):
+        """The integrator step: a float for a constant step, else its schedule."""
+        s = self.config.step_size
+        return s.v if isinstance(s, _sched.Constant) else s
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -262,6 +262,18 @@ for method in ("parallel", "sequential"):
     mcmc.run(jax.random.PRNGKey(0), init_params={"x": jnp.array([[0.5, -0.5], [1.0, 2.0]])})
     out[method] = {"x": mcmc.get_samples(group_by_chain=True)["x"].tolist(),
                    "kinetic_temperature": mcmc.get_extra_fields(group_by_chain=True)["kinetic_temperature"].tolist()}
+# a model with its data as traced arguments (jit_model_args), and warmup() then run(): no traced
+# value may be kept on the kernel between the pmap'ed calls
+from functools import partial
+from targets import conjugate_data, conjugate_model
+y = jnp.asarray(conjugate_data(40))
+model = partial(conjugate_model("numpyro"), subsample_size=8)  # a batch size is static, not a traced argument
+mcmc = MCMC(SGHMC(model, step_size=0.01, num_steps=3), num_warmup=3, num_samples=4,
+            num_chains=2, chain_method="parallel", progress_bar=False, jit_model_args=True)
+mcmc.warmup(jax.random.PRNGKey(1), y, 0.0, 1.0, 2.0)
+mcmc.run(mcmc.post_warmup_state.rng_key, y, 0.0, 1.0, 2.0)
+mcmc.run(jax.random.PRNGKey(2), y + 1.0, 0.0, 1.0, 2.0)
+out["jit_model_args"] = mcmc.get_samples(group_by_chain=True)["theta"].shape
 out["devices"] = jax.local_device_count()
 print(json.dumps(out))
 """
@@ -276,6 +288,7 @@ def test_numpyro_parallel_chains():
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["devices"] == 2
+    assert out["jit_model_args"] == [2, 4]
     parallel, sequential = np.array(out["parallel"]["x"]), np.array(out["sequential"]["x"])
     assert parallel.shape == (2, 5, 2)
     assert np.all(parallel[0] != parallel[1])

@@ -9,8 +9,6 @@ through these functions, so no other module knows a host's ``MCMC`` internals.
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,7 +24,7 @@ from . import epochs, model
 from .kernel import SGHMC
 
 __all__ = [
-    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
+    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
     "sample", "find_subsample_plates", "Evaluator", "record_steps",
 ]
 
@@ -35,6 +33,11 @@ LIBRARY = "numpyro"
 ARRAY_LIBRARY = "jax"
 
 find_subsample_plates = model.find_subsample_plates
+
+
+def is_finished(mcmc) -> bool:
+    """Whether ``mcmc`` has been run (its draws can be read)."""
+    return bool(getattr(mcmc, "_states", None) is not None)
 
 
 def kernel_of(mcmc):
@@ -77,10 +80,6 @@ def sample(*, model, potential_fn, init_params, model_args, model_kwargs, kernel
 
 
 # -- pointwise evaluation at posterior draws -------------------------------------------------------
-#: Compiled evaluations, by model, argument structure and requested quantities.
-_JIT_CACHE: OrderedDict = OrderedDict()
-
-
 def _trace(model_fn, draw, idx, key, args, kwargs):
     idx = {k: jnp.asarray(v) for k, v in idx.items()}  # the plate accepts only jax arrays
     conditioned = substitute(substitute(model_fn, data=idx), data=draw)
@@ -99,6 +98,7 @@ class Evaluator:
     def __init__(self, model_fn, args, kwargs, seed, plates=None):
         self.model, self.args, self.kwargs, self.seed = model_fn, tuple(args), dict(kwargs), seed
         self.plates = find_subsample_plates(model_fn, self.args, self.kwargs) if plates is None else list(plates)
+        self._compiled = {}
 
     def chunk_length(self, plate, chunk_size):
         return min(chunk_size, plate.size)
@@ -120,11 +120,9 @@ class Evaluator:
         is_array = [isinstance(x, (np.ndarray, jax.Array)) for x in leaves]
         frozen = tuple(sorted((n, tuple(sorted(w))) for n, w in requests.items()))
         static = tuple(None if a else x for x, a in zip(leaves, is_array))
-        cache_key = (self.model, treedef, static, frozen)
-        try:
-            fn = _JIT_CACHE.get(cache_key)
-        except TypeError:  # an unhashable static argument: compile for this call only
-            cache_key, fn = None, None
+        # Compiled once per evaluator and request, never across exports: a model that reads
+        # global (or mutated) data has that data baked into its compiled program.
+        fn = self._compiled.get(frozen)
         if fn is None:
             model_fn = self.model  # neither self nor the arrays: the cache must not keep a run's data alive
 
@@ -135,12 +133,7 @@ class Evaluator:
                 tr = _trace(model_fn, draw, idx, key, args, kwargs)
                 return {n: site_outputs(tr[n], w, targets.get(n), jnp.moveaxis) for n, w in requests.items()}
 
-            fn = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))
-            if cache_key is not None:
-                # Exports of the same model (a sweep, repeated exports) reuse the compiled program.
-                _JIT_CACHE[cache_key] = fn
-                while len(_JIT_CACHE) > 16:
-                    _JIT_CACHE.popitem(last=False)
+            fn = self._compiled[frozen] = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))
         arrays = [x for x, a in zip(leaves, is_array) if a]
         base_key = random.PRNGKey(self.seed)
         res = fn(draws, jnp.asarray(draw_ids), jnp.asarray(chunk_id), base_key, idx, targets, arrays)

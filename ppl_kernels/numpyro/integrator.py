@@ -47,8 +47,9 @@ Static.__doc__ = """What a draw needs besides the state; fixed for a run.
 
 ``inv_mass``, ``friction`` and ``mass`` are the effective coefficients of the
 flat vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on
-every coordinate, else a flat array); ``value_and_grad(z_flat, indices, args,
-kwargs) -> (Ũ, lp, ∇Ũ flat)``."""
+every coordinate, else a flat array); ``dim`` the number of coordinates (1 for a
+model with no latent site, whose per-coordinate statistics are then 0);
+``value_and_grad(z_flat, indices, args, kwargs) -> (Ũ, lp, ∇Ũ flat)``."""
 
 
 class Layout:
@@ -71,6 +72,8 @@ class Layout:
         on every site (fewest operations per step), else a flat array."""
         # numpy, not jnp: set-up may run under a trace (pmap), and the coefficients are constants
         values = [np.asarray(per_site[k], dtype=float) for k in self.names]
+        if not values:
+            return 1.0
         if all(v.size == 1 for v in values) and len({float(v) for v in values}) == 1:
             return float(values[0])
         return np.concatenate([np.broadcast_to(v, self.shapes[k]).reshape(-1) for k, v in zip(self.names, values)])
@@ -95,7 +98,7 @@ def make_static(cfg, parts, z: dict, plates) -> Static:
         return u, lp, g
 
     return Static(cfg, layout, layout.coefficient(inv_mass), layout.coefficient(fric), layout.coefficient(mass),
-                  layout.size, tuple(plates), value_and_grad)
+                  max(layout.size, 1), tuple(plates), value_and_grad)
 
 
 def _normal(key, like):

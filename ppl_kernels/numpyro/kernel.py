@@ -8,13 +8,14 @@ validation and docstring of :class:`ppl_kernels.config.KernelArguments`.
 from __future__ import annotations
 
 import jax
+import numpy as np
 from jax import random
 from numpyro.handlers import seed, substitute, trace
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
-from ..config import STAT_FIELDS, KernelArguments
+from ..config import STAT_FIELDS, KernelArguments, nonfinite_start_error
 from . import epochs, integrator
 from . import model as _m
 
@@ -58,6 +59,8 @@ class SGHMC(KernelArguments, MCMCKernel):
             if init_params is None:
                 init_params = self._initial_params(rng_key, model_args, model_kwargs, sites)
             parts = _m.potential(self.model, self.transforms, cfg.likelihood_weight)
+            one_chain = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
+            _m.check_plates_used(parts, one_chain, self.plates, model_args, model_kwargs)
         else:
             potential_fn = self.potential_fn
 
@@ -74,7 +77,8 @@ class SGHMC(KernelArguments, MCMCKernel):
 
         def one(key):
             tr = trace(substitute(seed(fixed, key), substitute_fn=self.init_strategy)).get_trace(*model_args, **model_kwargs)
-            return {k: self.transforms[k](tr[k]["value"]) for k in sites}
+            # jnp.asarray: init_to_value may hold Python floats
+            return {k: self.transforms[k](jax.numpy.asarray(tr[k]["value"])) for k in sites}
 
         return one(rng_key) if is_prng_key(rng_key) else jax.vmap(one)(rng_key)
 
@@ -101,18 +105,31 @@ class SGHMC(KernelArguments, MCMCKernel):
             sample_fn = jax.vmap(sample_fn, in_axes=(0, None, None))
         else:
             state = init_fn(init_params, rng_key)
+        self._check_start(state)
         self._sample_fn = sample_fn
         if self.model is not None:
             self._postprocess = self._make_postprocess()
         return state
 
+    @staticmethod
+    def _check_start(state):
+        """Raise at set-up if the start is not finite (skipped under a trace: pmap'ed chains)."""
+        if isinstance(state.potential_energy, jax.core.Tracer):
+            return
+        bad = [k for k, g in state.grad.items() if not np.isfinite(np.asarray(g)).all()]
+        if bad or not np.isfinite(np.asarray(state.potential_energy)).all():
+            raise nonfinite_start_error(bad)
+
     def _make_postprocess(self):
         from numpyro.infer.util import constrain_fn
 
-        fixed = substitute(self.model, data=epochs.first_indices(self.plates))
+        model, plates = self.model, self.plates
 
         def make(*args, **kwargs):
             def constrain(z):
+                # the indices are made here, at call time: set-up may run under pmap, and an array
+                # made there and kept in this closure would be a leaked tracer
+                fixed = substitute(model, data=epochs.first_indices(plates))
                 return constrain_fn(seed(fixed, rng_seed=0), args, kwargs, z, return_deterministic=True)
 
             return constrain

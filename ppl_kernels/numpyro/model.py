@@ -18,10 +18,10 @@ import jax.numpy as jnp
 from numpyro.distributions import biject_to
 from numpyro.handlers import seed, substitute, trace
 
-from ..config import SubsamplePlate, check_latent_site
+from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed_plate_error
 from .epochs import first_indices
 
-__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "potential"]
+__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "potential", "check_plates_used"]
 
 
 def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
@@ -94,3 +94,18 @@ def potential(model, transforms, likelihood_weight: float):
         return -(likelihood_weight * lik + prior), lik + prior
 
     return parts
+
+
+def check_plates_used(parts, z, plates, model_args, model_kwargs) -> None:
+    """Raise if the potential at ``z`` is the same for two different minibatches of a plate
+    (skipped under a trace, e.g. pmap'ed chains, where the values are not known)."""
+    import jax
+
+    first = first_indices(plates)
+    u0 = parts(z, first, model_args, model_kwargs)[0]
+    if isinstance(u0, jax.core.Tracer):
+        return
+    for p in plates:
+        other = dict(first, **{p.name: jnp.asarray(other_indices(p.size, p.subsample_size))})
+        if bool(parts(z, other, model_args, model_kwargs)[0] == u0):
+            raise unindexed_plate_error(p.name)

@@ -10,6 +10,8 @@ from the chain's own :class:`torch.Generator` only.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..dynamics import stride_table
@@ -53,10 +55,16 @@ def next_batch(plates, bases: dict, counters: dict, renew: dict):
         if left == 0:
             stride = int(stride_table(p.size, p.subsample_size)[int(draw_stride)])
             offset, left = int(draw_offset), p.size // p.subsample_size
-        pos = (offset + stride * torch.arange(p.subsample_size, device=base.device)) % p.size
+        pos = (offset + stride * _arange(p.subsample_size, base.device)) % p.size
         idx[p.name] = base[pos]
         new[p.name] = (stride, (offset + stride * p.subsample_size) % p.size, left - 1)
     return idx, new
+
+
+@functools.lru_cache(maxsize=None)
+def _arange(n: int, device) -> torch.Tensor:
+    # one per batch size: the step is eager, and a fresh arange per step is measurable on small models
+    return torch.arange(n, device=device)
 
 
 def split(epochs: dict):

@@ -22,7 +22,7 @@ from . import epochs, model
 from .kernel import SGHMC
 
 __all__ = [
-    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
+    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
     "sample", "find_subsample_plates", "Evaluator", "record_steps",
 ]
 
@@ -31,6 +31,13 @@ LIBRARY = "pyro-ppl"
 ARRAY_LIBRARY = "torch"
 
 find_subsample_plates = model.find_subsample_plates
+
+
+def is_finished(mcmc) -> bool:
+    """Whether ``mcmc`` has been run (its draws can be read)."""
+    # Pyro's MCMC holds one diagnostics dict per chain once that chain has run, None before
+    per_chain = getattr(mcmc, "_diagnostics", None)
+    return bool(per_chain) and all(d is not None for d in per_chain)
 
 
 def kernel_of(mcmc):

@@ -53,8 +53,9 @@ Static.__doc__ = """What a draw needs besides the state; fixed for a run.
 
 ``inv_mass``, ``friction`` and ``mass`` are the effective coefficients of the
 flat vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on
-every coordinate, else a flat tensor); ``value_and_grad(z_flat, indices, args,
-kwargs) -> (Ũ, lp, ∇Ũ flat)``; ``generator`` is a scratch
+every coordinate, else a flat tensor); ``dim`` the number of coordinates (1 for a
+model with no latent site, whose per-coordinate statistics are then 0);
+``value_and_grad(z_flat, indices, args, kwargs) -> (Ũ, lp, ∇Ũ flat)``; ``generator`` is a scratch
 :class:`torch.Generator` that each draw sets to the state's ``rng_key`` (the
 state, not the generator, carries the random stream)."""
 
@@ -71,6 +72,8 @@ class Layout:
         self.size = sum(self.numels)
 
     def flatten(self, tree: dict) -> torch.Tensor:
+        if not self.names:  # a model with no latent site (only observed or deterministic ones)
+            return torch.zeros(0)
         return torch.cat([tree[k].reshape(-1) for k in self.names])
 
     def unflatten(self, flat: torch.Tensor) -> dict:
@@ -80,6 +83,8 @@ class Layout:
         """A per-site coefficient of the flat vector: a float when it is the same scalar
         on every site (fewest operations per step), else a flat tensor."""
         values = [torch.as_tensor(per_site[k], dtype=like.dtype, device=like.device) for k in self.names]
+        if not values:
+            return 1.0
         if all(v.numel() == 1 for v in values) and len({float(v) for v in values}) == 1:
             return float(values[0])
         return torch.cat([v.expand(self.shapes[k]).reshape(-1) for k, v in zip(self.names, values)])
@@ -104,7 +109,8 @@ def make_static(cfg, parts, z: dict, plates, *, jit_compile=False, ignore_jit_wa
         flat_parts = _compiled(flat_parts, z0, plates, model_args, model_kwargs or {}, ignore_jit_warnings)
     generator = torch.Generator(device=z0.device)
     return Static(cfg, layout, layout.coefficient(inv_mass, z0), layout.coefficient(fric, z0),
-                  layout.coefficient(mass, z0), layout.size, tuple(plates), _value_and_grad(flat_parts), generator)
+                  layout.coefficient(mass, z0), max(layout.size, 1), tuple(plates), _value_and_grad(flat_parts),
+                  generator)
 
 
 def _value_and_grad(flat_parts):
@@ -113,6 +119,8 @@ def _value_and_grad(flat_parts):
     def value_and_grad(z_flat, indices, model_args, model_kwargs):
         zg = z_flat.detach().requires_grad_(True)
         u, lp = flat_parts(zg, indices, model_args, model_kwargs)
+        if not u.requires_grad:  # nothing latent to differentiate (or a potential free of z)
+            return u.detach(), lp.detach(), torch.zeros_like(zg)
         (g,) = torch.autograd.grad(u, zg, allow_unused=True)
         return u.detach(), lp.detach(), torch.zeros_like(zg) if g is None else g.detach()
 

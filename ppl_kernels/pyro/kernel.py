@@ -11,14 +11,16 @@ sends them back from every chain, also from worker processes).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import OrderedDict
 
+import pyro
 import torch
 from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
-from ..config import STAT_FIELDS, KernelArguments
+from ..config import STAT_FIELDS, KernelArguments, nonfinite_start_error
 from . import integrator
 from . import model as _m
 
@@ -27,6 +29,9 @@ __all__ = ["SGHMC"]
 _JIT_DOC = """\
     transforms : dict, optional
         Constrained → unconstrained transforms to use instead of the supports'.
+    max_plate_nesting : int, optional
+        Accepted as by :class:`pyro.infer.NUTS` (the kernel does not enumerate
+        discrete sites, so it needs no plate bound).
     jit_compile : bool
         As for :class:`pyro.infer.HMC`: trace the potential (the model with its
         log densities and transforms, or ``potential_fn``) once with
@@ -45,7 +50,7 @@ _DTYPES = {"float": torch.float64, "int": torch.int64, "bool": torch.bool}
 
 
 class SGHMC(KernelArguments, MCMCKernel):
-    host_options = {"transforms": None, "jit_compile": False, "ignore_jit_warnings": False}
+    host_options = {"transforms": None, "max_plate_nesting": None, "jit_compile": False, "ignore_jit_warnings": False}
     default_init_strategy = staticmethod(init_to_uniform)
     __doc__ = KernelArguments.docstring(
         host="Pyro", package="ppl_kernels.pyro", nuts="pyro.infer.NUTS", hmc="pyro.infer.HMC", plate="pyro.plate",
@@ -94,6 +99,8 @@ class SGHMC(KernelArguments, MCMCKernel):
             if self._initial_params is None:
                 self._initial_params = {k: self.transforms[k](s["value"]).detach() for k, s in sites.items()}
             parts = _m.potential(self.model, self.transforms, cfg.likelihood_weight)
+            _m.check_plates_used(parts, {k: v.detach() for k, v in self._initial_params.items()}, self.plates, args,
+                                 kwargs)
         else:
             if self._initial_params is None:
                 raise ValueError("initial_params must be given with potential_fn")
@@ -111,6 +118,9 @@ class SGHMC(KernelArguments, MCMCKernel):
         # The chain's own random stream, seeded from the global one (pyro.set_rng_seed controls it).
         seed = int(torch.randint(0, 2**62, ()))
         self.state = integrator.sghmc_init(self.static, z0, seed, args, kwargs)
+        if not bool(torch.isfinite(self.state.potential_energy)) or not all(
+                bool(torch.isfinite(g).all()) for g in self.state.grad.values()):
+            raise nonfinite_start_error([k for k, g in self.state.grad.items() if not bool(torch.isfinite(g).all())])
 
     def sample(self, params):
         state = self.state
@@ -118,7 +128,9 @@ class SGHMC(KernelArguments, MCMCKernel):
             # The caller moved the chain (e.g. a new MCMC run): restart from ``params``.
             z = {k: v.detach() for k, v in params.items()}
             state = integrator.sghmc_move(self.static, state, z, self._args, self._kwargs)
-        state = integrator.sghmc_sample(self.static, state, self._args, self._kwargs)
+        # As Pyro's HMC: no distribution validation while warming up (a wild early draw must not crash the run).
+        with pyro.validation_enabled(False) if self._calls < self._warmup_steps else contextlib.nullcontext():
+            state = integrator.sghmc_sample(self.static, state, self._args, self._kwargs)
         self.state = state
         if self._calls >= self._warmup_steps:
             for name in STAT_FIELDS:
@@ -140,8 +152,14 @@ class SGHMC(KernelArguments, MCMCKernel):
         out["divergences"] = [i for i, d in enumerate(self._stats["diverging"]) if d]
         return out
 
+    def clear_cache(self):
+        """Nothing is cached between draws outside the state (Pyro's test suites call this)."""
+
     def cleanup(self):
+        # As Pyro's HMC: the next chain of a sequential run draws its own initial point
+        # (Pyro's MCMC sets a user's initial_params again before each chain's setup).
         self.static = None
+        self._initial_params = None
 
     def __getstate__(self):
         d = self.__dict__.copy()

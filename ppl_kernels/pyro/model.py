@@ -21,10 +21,13 @@ from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import biject_to
 from torch.distributions import transforms as _T
 
-from ..config import SubsamplePlate, check_latent_site
+from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed_plate_error
 from .epochs import first_indices
 
-__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "is_identity", "log_joint_parts", "potential"]
+__all__ = [
+    "find_subsample_plates", "latent_sites", "transforms_of", "is_identity", "log_joint_parts", "potential",
+    "check_plates_used",
+]
 
 
 def _is_subsample(site) -> bool:
@@ -119,3 +122,14 @@ def potential(model, transforms, likelihood_weight: float):
         return -(likelihood_weight * lik + prior), lik + prior
 
     return parts
+
+
+def check_plates_used(parts, z, plates, model_args, model_kwargs) -> None:
+    """Raise if the potential at ``z`` is the same for two different minibatches of a plate."""
+    first = first_indices(plates)
+    with torch.no_grad():
+        u0 = parts(z, first, model_args, model_kwargs)[0]
+        for p in plates:
+            other = dict(first, **{p.name: torch.tensor(other_indices(p.size, p.subsample_size))})
+            if bool(parts(z, other, model_args, model_kwargs)[0] == u0):
+                raise unindexed_plate_error(p.name)
