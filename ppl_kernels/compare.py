@@ -287,6 +287,15 @@ def _logmeanexp(x, axis):
     return np.squeeze(m, axis) + np.log(np.mean(np.exp(x - m), axis=axis))
 
 
+def _ess(series: np.ndarray) -> float:
+    """Bulk ESS of one per-draw series (chain, draw)."""
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(az.ess(np.asarray(series, dtype=float), method="bulk"))
+
+
 def _test_metrics(idata, test_data) -> dict[str, float]:
     """Held-out accuracy and NLL per predicted site, from the predictions group."""
     pred = idata.get("predictions")
@@ -317,6 +326,9 @@ def _test_metrics(idata, test_data) -> dict[str, float]:
             log_pred = _logmeanexp(lp, axis=0)  # posterior predictive log probabilities, (..., K)
             out[f"test_accuracy{suffix}"] = float(np.mean(np.argmax(log_pred, -1) == pos))
             out[f"test_nll{suffix}"] = float(-np.mean(np.take_along_axis(log_pred, pos[..., None], -1)))
+            per_draw = np.take_along_axis(lp, np.broadcast_to(pos[None, ..., None], (*lp.shape[:-1], 1)), -1)
+            shape = pred[f"{site}_class_log_prob"].shape[:2]
+            out[f"ess_test_log_density{suffix}"] = _ess(per_draw.reshape(*shape, -1).mean(-1))
         elif f"{site}_log_density" in pred:
             if test_data is not None and y is not None:
                 const = idata.get("predictions_constant_data")
@@ -326,6 +338,7 @@ def _test_metrics(idata, test_data) -> dict[str, float]:
                                      "pass the targets as predictions['observed'] to to_inference_data")
             ld = pred[f"{site}_log_density"].values
             out[f"test_nll{suffix}"] = float(-np.mean(_logmeanexp(ld.reshape(-1, *ld.shape[2:]), axis=0)))
+            out[f"ess_test_log_density{suffix}"] = _ess(ld.reshape(*ld.shape[:2], -1).mean(-1))
     return out
 
 
@@ -369,8 +382,11 @@ def compare_temperatures(idatas: Mapping[str, Any], *, test_data=None, var_name:
         ``theta_sq_mean`` / ``theta_sq_final`` (‖θ‖², mean over draws and
         last draw averaged over chains), ``kinetic_temperature_mean``,
         ``ess_bulk_min`` and ``rhat_max`` over the posterior's variables
-        (R-hat needs two chains or more, else NaN), and ``test_accuracy`` /
-        ``test_nll`` (``-mean_i log mean_s p(y_i | θ_s)``) when predictions
+        (R-hat needs two chains or more, else NaN; for a neural network these
+        are dominated by non-identifiable weights), ``ess_theta_sq`` (bulk
+        ESS of ‖θ‖²), and ``test_accuracy`` / ``test_nll``
+        (``-mean_i log mean_s p(y_i | θ_s)``) with ``ess_test_log_density``
+        (bulk ESS of the per-draw mean held-out log density) when predictions
         on held-out data are present.
     """
     import arviz as az
@@ -403,6 +419,7 @@ def compare_temperatures(idatas: Mapping[str, Any], *, test_data=None, var_name:
             ess = az.ess(idata.posterior, method="bulk")
             rhat = az.rhat(idata.posterior) if idata.posterior.sizes["chain"] > 1 else None
         row["ess_bulk_min"] = float(min(np.nanmin(v.values) for v in ess.data_vars.values()))
+        row["ess_theta_sq"] = _ess(theta_sq)
         row["rhat_max"] = float(max(np.nanmax(v.values) for v in rhat.data_vars.values())) if rhat is not None else np.nan
         try:
             row.update(_test_metrics(idata, test_data))

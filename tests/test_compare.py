@@ -10,6 +10,7 @@ from scipy.special import log_softmax, logsumexp
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import arviz as az
 import arviz_models as am
 from ppl_kernels import compare_temperatures, temperature_sweep
 from ppl_kernels.plots import plot_cold_posterior, plot_kinetic_temperature, plot_norm_trajectories
@@ -91,6 +92,10 @@ def test_compare_table_against_an_independent_computation(backend):
         assert np.isclose(row["theta_sq_final"], stats["theta_sq_norm"].values[:, -1].mean())
         assert np.isclose(row["kinetic_temperature_mean"], stats["kinetic_temperature"].values.mean())
         assert np.isfinite(row["elpd_loo"]) and row["se"] > 0 and np.isnan(row["rhat_max"])  # one chain
+        # ESS of quantities that identify a network's draws: ‖θ‖² and the held-out log density
+        assert row["ess_theta_sq"] == pytest.approx(float(az.ess(stats["theta_sq_norm"].values, method="bulk")))
+        per_draw = at_label.mean(-1)
+        assert row["ess_test_log_density"] == pytest.approx(float(az.ess(per_draw, method="bulk")), rel=1e-4)
     assert table["elpd_diff"].min() == 0.0 and (table["elpd_diff"] >= 0).all()
     # Targets given at comparison time override the stored ones.
     shuffled = compare_temperatures(result, test_data=np.roll(am.Y_CLS_TEST, 1))
