@@ -31,6 +31,8 @@ __all__ = [
     "half_kick",
     "resampled_momentum",
     "draw_statistics",
+    "integrator_step",
+    "tempered_potential",
     "stride_table",
 ]
 
@@ -89,6 +91,32 @@ def draw_statistics(theta, r, grad, inv_mass, dim: int) -> dict:
         "kinetic_temperature": (inv_mass * r * r).sum() / dim,
         "configurational_temperature": (theta * grad).sum() / dim,
     }
+
+
+def integrator_step(static, next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args,
+                    model_kwargs):
+    """One integrator step on flat θ, r, ∇Ũ: drift, the next minibatch (``next_batch`` is
+    the backend's ``epochs.next_batch``), its gradient (``static.value_and_grad``), kick.
+
+    Returns ``(z, r, grad, Ũ, lp, counters)``.
+    """
+    z = drift(z, r, eps, static.inv_mass)
+    idx, counters = next_batch(static.plates, bases, counters, renew)
+    u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
+    r = kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
+    return z, r, grad, u, lp, counters
+
+
+def tempered_potential(log_joint_parts, model, transforms, likelihood_weight: float):
+    """``(z, indices, args, kwargs) -> (Ũ, lp)`` from a backend's ``model.log_joint_parts``:
+    the dynamics' potential ``-(w · log-likelihood + log-prior)`` (``w = 1/T`` with
+    likelihood tempering, else 1) and the untempered log density."""
+
+    def parts(z, indices, model_args, model_kwargs):
+        lik, prior = log_joint_parts(model, model_args, model_kwargs, transforms, z, indices)
+        return -(likelihood_weight * lik + prior), lik + prior
+
+    return parts
 
 
 # -- minibatch epochs --------------------------------------------------------------------------

@@ -138,14 +138,6 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
                   epochs.join(bases, counters), key)
 
 
-def _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args, model_kwargs):
-    z = dynamics.drift(z, r, eps, static.inv_mass)
-    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
-    u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
-    r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
-    return z, r, grad, u, lp, counters
-
-
 def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
                model_args=(), model_kwargs=None) -> SGHMCState:
     """One integrator step: drift, the next minibatch, its gradient, kick.
@@ -157,9 +149,9 @@ def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, 
     """
     lay = static.layout
     bases, counters = epochs.split(state.epochs)
-    z, r, grad, u, lp, counters = _flat_step(static, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad),
-                                             bases, counters, step_size, noise_temperature, xi, renew,
-                                             model_args, model_kwargs or {})
+    z, r, grad, u, lp, counters = dynamics.integrator_step(
+        static, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad), bases, counters,
+        step_size, noise_temperature, xi, renew, model_args, model_kwargs or {})
     return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
                           epochs=epochs.join(bases, counters))
 
@@ -170,8 +162,9 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
 
     A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging``: the chain
     stays at the draw's starting point (no earlier draw is lost) with a momentum
-    redrawn from ``N(0, α T M)``, and the epoch counters and the key move on.  ``noise`` (tests) gives the draw's random inputs
-    instead of drawing them (:class:`ppl_kernels.config.DrawNoise`).
+    redrawn from ``N(0, α T M)``, and the epoch counters and the key move on.
+    ``noise`` (tests) gives the draw's random inputs instead of drawing them
+    (:class:`ppl_kernels.config.DrawNoise`).
     """
     cfg, lay = static.cfg, static.layout
     model_kwargs = model_kwargs or {}
@@ -192,7 +185,9 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
             xi = _normal(key_xi, r) if cfg.injects_noise else 0.0
         else:
             xi = lay.flatten(xi)
-        return _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args, model_kwargs), None
+        out = dynamics.integrator_step(static, epochs.next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew,
+                                       model_args, model_kwargs)
+        return out, None
 
     renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps) if noise.renew is None else noise.renew
     xs = (random.split(key_loop, cfg.num_steps), noise.steps, renew)

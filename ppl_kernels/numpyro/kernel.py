@@ -15,6 +15,7 @@ from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
+from .. import dynamics
 from ..config import STAT_FIELDS, KernelArguments, nonfinite_start_error
 from . import epochs, integrator
 from . import model as _m
@@ -58,7 +59,7 @@ class SGHMC(KernelArguments, MCMCKernel):
             self.transforms = _m.transforms_of(sites)
             if init_params is None:
                 init_params = self._initial_params(rng_key, model_args, model_kwargs, sites)
-            parts = _m.potential(self.model, self.transforms, cfg.likelihood_weight)
+            parts = dynamics.tempered_potential(_m.log_joint_parts, self.model, self.transforms, cfg.likelihood_weight)
             one_chain = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
             _m.check_plates_used(parts, one_chain, self.plates, model_args, model_kwargs)
         else:

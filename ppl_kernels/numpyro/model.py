@@ -21,7 +21,7 @@ from numpyro.handlers import seed, substitute, trace
 from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed_plate_error
 from .epochs import first_indices
 
-__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "potential", "check_plates_used"]
+__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "check_plates_used"]
 
 
 def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
@@ -83,17 +83,6 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     for k, v in z.items():
         log_prior = log_prior + jnp.sum(transforms[k].inv.log_abs_det_jacobian(v, x[k]))
     return log_lik, log_prior
-
-
-def potential(model, transforms, likelihood_weight: float):
-    """``(z, indices, args, kwargs) -> (Ũ, lp)``: the dynamics' potential (the
-    likelihood weighted by ``likelihood_weight``) and the untempered log density."""
-
-    def parts(z, indices, model_args, model_kwargs):
-        lik, prior = log_joint_parts(model, model_args, model_kwargs, transforms, z, indices)
-        return -(likelihood_weight * lik + prior), lik + prior
-
-    return parts
 
 
 def check_plates_used(parts, z, plates, model_args, model_kwargs) -> None:

@@ -180,14 +180,6 @@ def sghmc_move(static: Static, state: SGHMCState, z: dict, model_args=(), model_
                           epochs=epochs.join(bases, counters), rng_key=g.get_state())
 
 
-def _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args, model_kwargs):
-    z = dynamics.drift(z, r, eps, static.inv_mass)
-    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
-    u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
-    r = dynamics.kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
-    return z, r, grad, u, lp, counters
-
-
 def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
                model_args=(), model_kwargs=None) -> SGHMCState:
     """One integrator step: drift, the next minibatch, its gradient, kick.
@@ -199,9 +191,9 @@ def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, 
     """
     lay = static.layout
     bases, counters = epochs.split(state.epochs)
-    z, r, grad, u, lp, counters = _flat_step(static, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad),
-                                             bases, counters, step_size, noise_temperature, xi, renew,
-                                             model_args, model_kwargs or {})
+    z, r, grad, u, lp, counters = dynamics.integrator_step(
+        static, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad), bases, counters,
+        step_size, noise_temperature, xi, renew, model_args, model_kwargs or {})
     return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
                           epochs=epochs.join(bases, counters))
 
@@ -212,8 +204,9 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
 
     A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging``: the chain
     stays at the draw's starting point (no earlier draw is lost) with a momentum
-    redrawn from ``N(0, α T M)``, and the epoch counters and the random state move on.  ``noise`` (tests) gives the draw's
-    random inputs instead of drawing them (:class:`ppl_kernels.config.DrawNoise`).
+    redrawn from ``N(0, α T M)``, and the epoch counters and the random state move on.
+    ``noise`` (tests) gives the draw's random inputs instead of drawing them
+    (:class:`ppl_kernels.config.DrawNoise`).
     """
     cfg, lay, g = static.cfg, static.layout, static.generator
     model_kwargs = model_kwargs or {}
@@ -234,8 +227,8 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         else:
             xi = lay.flatten({k_: v[j] for k_, v in noise.steps.items()})
         renew_j = {name: (a[j], o[j]) for name, (a, o) in renew.items()}
-        z, r, grad, u, lp, counters = _flat_step(static, z, r, grad, bases, counters, eps, noise_t, xi, renew_j,
-                                                 model_args, model_kwargs)
+        z, r, grad, u, lp, counters = dynamics.integrator_step(static, epochs.next_batch, z, r, grad, bases, counters,
+                                                               eps, noise_t, xi, renew_j, model_args, model_kwargs)
     diverging = not _finite(z, r, u)
     if diverging:
         # The chain restarts from the draw's start with a fresh momentum from its stationary

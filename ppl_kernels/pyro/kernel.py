@@ -20,6 +20,7 @@ import torch
 from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
+from .. import dynamics
 from ..config import STAT_FIELDS, KernelArguments, nonfinite_start_error
 from . import integrator
 from . import model as _m
@@ -98,7 +99,7 @@ class SGHMC(KernelArguments, MCMCKernel):
             self.transforms = self._user_transforms or _m.transforms_of(sites)
             if self._initial_params is None:
                 self._initial_params = {k: self.transforms[k](s["value"]).detach() for k, s in sites.items()}
-            parts = _m.potential(self.model, self.transforms, cfg.likelihood_weight)
+            parts = dynamics.tempered_potential(_m.log_joint_parts, self.model, self.transforms, cfg.likelihood_weight)
             _m.check_plates_used(parts, {k: v.detach() for k, v in self._initial_params.items()}, self.plates, args,
                                  kwargs)
         else:

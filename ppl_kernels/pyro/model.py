@@ -25,7 +25,7 @@ from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed
 from .epochs import first_indices
 
 __all__ = [
-    "find_subsample_plates", "latent_sites", "transforms_of", "is_identity", "log_joint_parts", "potential",
+    "find_subsample_plates", "latent_sites", "transforms_of", "is_identity", "log_joint_parts",
     "check_plates_used",
 ]
 
@@ -111,17 +111,6 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     for k in moved:
         log_prior = log_prior + transforms[k].inv.log_abs_det_jacobian(z[k], x[k]).sum()
     return log_lik, log_prior
-
-
-def potential(model, transforms, likelihood_weight: float):
-    """``(z, indices, args, kwargs) -> (Ũ, lp)``: the dynamics' potential (the
-    likelihood weighted by ``likelihood_weight``) and the untempered log density."""
-
-    def parts(z, indices, model_args, model_kwargs):
-        lik, prior = log_joint_parts(model, model_args, model_kwargs, transforms, z, indices)
-        return -(likelihood_weight * lik + prior), lik + prior
-
-    return parts
 
 
 def check_plates_used(parts, z, plates, model_args, model_kwargs) -> None:
