@@ -328,6 +328,9 @@ def _burn_in(args) -> int:
     burn = args.samples // 5 if args.burn_in is None else args.burn_in
     if burn >= args.samples:
         raise UsageError(f"--burn-in must be smaller than --samples ({args.samples}), got {burn}")
+    if args.samples - burn < 2:  # checked before sampling: PSIS-LOO of the table needs two kept draws
+        raise UsageError(f"--samples minus --burn-in must leave at least 2 draws for ELPD-LOO, got "
+                         f"--samples {args.samples} with --burn-in {burn}")
     return burn
 
 

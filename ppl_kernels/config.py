@@ -177,6 +177,32 @@ class SGHMCConfig:
         if self.resample_scale is not None:
             set_("resample_scale", _schedule("resample_scale", self.resample_scale, strict=False))
         set_("explore_noise", check_flag("explore_noise", self.explore_noise))
+        self._check_friction_step()
+
+    def _check_friction_step(self):
+        """The friction step must not overshoot: ``ε γC / (αM) < 2`` on every coordinate
+        (else the momentum's damping factor ``1 - a`` flips sign and grows), checked here
+        so that a sweep fails before it samples anything.  Per-site arrays are compared
+        site by site (their broadcast when both are given; else the largest friction over
+        the smallest mass, a bound)."""
+        eps = max(self.step_size.value(0), self.step_size.value(getattr(self.step_size, "cycle_length", 1) - 1))
+        sites = set(self.mass) if isinstance(self.mass, Mapping) else set()
+        sites |= set(self.friction) if isinstance(self.friction, Mapping) else set()
+        worst = 0.0
+        for site in sites or {None}:
+            m = self.mass.get(site, 1.0) if isinstance(self.mass, Mapping) else self.mass
+            c = self.friction.get(site, 1.0) if isinstance(self.friction, Mapping) else self.friction
+            try:
+                ratio = np.max(np.asarray(c, float) / np.asarray(m, float))
+            except ValueError:  # shapes that broadcast only to the site's shape, unknown here
+                ratio = np.max(c) / np.min(m)
+            worst = max(worst, float(ratio))
+        a = eps * self.friction_scale * worst / self.boost
+        if a >= 2:
+            raise ValueError(
+                f"step_size * friction_scale * friction / (boost * mass) must be < 2 for a stable integrator, "
+                f"got {a:.4g} (step_size={eps!r}, friction_scale={self.friction_scale!r}, boost={self.boost!r})"
+            )
 
     # -- quantities the dynamics need -------------------------------------------------
     @property

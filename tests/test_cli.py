@@ -79,6 +79,9 @@ BAD = [
     ["sweep", "--model", "double-well", "--schedule", "cyclical:0:0.5"],
     ["sweep", "--model", "double-well", "--schedule", "cyclical:10:0.5"],  # no β to cycle
     ["sweep", "--model", "double-well", "--samples", "10", "--burn-in", "10"],
+    ["sweep", "--model", "double-well", "--samples", "1"],  # no draws left for ELPD-LOO
+    ["sweep", "--model", "double-well", "--samples", "3", "--burn-in", "2"],
+    ["sweep", "--model", "double-well", "--step-size", "1", "--friction", "3"],  # ε C / M ≥ 2: unstable
     ["sweep", "--model", "double-well", "--subsample-size", "100000"],
     ["sweep", "--model", "double-well", "--temperatures", "1", "1"],
     ["sweep", "--model", "double-well", "--backend", "tensorflow"],

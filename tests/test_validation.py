@@ -212,3 +212,16 @@ def test_config_json_round_trip():
     np.testing.assert_array_equal(back.mass["w"], [1.0, 2.0])
     newer = json.loads(cfg.to_json()) | {"a_future_option": 1}
     assert SGHMCConfig.from_json(json.dumps(newer)).temperature == 0.2
+
+
+def test_unstable_friction_step_is_refused_at_construction():
+    """``ε γC/(αM) ≥ 2`` flips the momentum's damping: refused before any draw, per site."""
+    from ppl_kernels.config import SGHMCConfig
+
+    with pytest.raises(ValueError, match="must be < 2 for a stable integrator, got 2.5"):
+        SGHMCConfig(step_size=0.5, friction={"w": np.array([1.0, 5.0])})
+    with pytest.raises(ValueError, match="got 2"):
+        SGHMCConfig(step_size=1.0, friction=4.0, boost=2.0)
+    # the ratio is taken coordinate by coordinate, and boost / friction_scale act on it
+    assert SGHMCConfig(step_size=0.5, friction={"w": np.array([1.0, 6.0])}, mass={"w": np.array([1.0, 2.0])})
+    assert SGHMCConfig(step_size=1.0, friction=4.0, friction_scale=0.25)
