@@ -15,10 +15,11 @@
 
 A run folder holds ``runs/*.nc`` (one NetCDF per run, the layout of
 :func:`ppl_kernels.to_inference_data`), ``comparison.csv``, ``figures/*.png``
-and ``run.json`` (what was run).  It is written under a temporary name and
-renamed when complete, so a failed or interrupted sweep leaves no folder that
-``report`` could misread; ``report`` also insists on ``run.json``'s
-``"complete": true``.
+and ``run.json`` (what was run, and which runs are finished).  Each run's
+NetCDF is made final as the run completes and ``run.json`` is marked
+``"complete": true`` last, so a failed or interrupted sweep keeps its finished
+runs (``--resume DIR`` runs the rest) and ``report`` refuses a folder that is
+not complete.
 
 Bad arguments print one line, ``ppl-kernels: error: ...``, and exit with
 status 2 before anything runs.
@@ -32,7 +33,6 @@ import json
 import math
 import os
 import re
-import shutil
 import sys
 import time
 import warnings
@@ -135,6 +135,8 @@ def _add_run_options(p, *, samples: int, burn_in_help: str):
     p.add_argument("--seed", type=int, default=0, help="random seed, the same for every run (default 0)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder to create (must not exist; default ./runs/<command>-<date>-<time>)")
+    p.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="finish an interrupted run folder: with the same arguments, run only the runs it lacks")
 
 
 def _parser() -> _Parser:
@@ -226,6 +228,18 @@ def _check_out(out: Path) -> Path:
     return out
 
 
+def _out_of(args, prefix: str):
+    """``(folder, resume)`` from ``--out`` / ``--resume``."""
+    if args.resume is not None:
+        if args.out is not None:
+            raise UsageError("give --out or --resume, not both")
+        folder = args.resume.expanduser().absolute()
+        if not folder.is_dir():
+            raise UsageError(f"--resume {str(folder)!r} is not a folder")
+        return folder, True
+    return _check_out(args.out or _default_out(prefix)), False
+
+
 def _default_out(prefix: str) -> Path:
     """``./runs/<prefix>-<date>-<time>`` (``runs/`` is created when missing)."""
     runs = Path.cwd() / "runs"
@@ -242,16 +256,60 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
 
 
-def _execute(spec, plan, *, samples, warmup, chains, seed, burn_in, out: Path, command: str):
-    """Run the plan into ``out``, via a temporary sibling folder renamed at the end."""
+def _write_json(path: Path, data: dict) -> None:
+    """Write ``data`` as JSON in one step (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False))
+    os.replace(tmp, path)
+
+
+def _open_run_folder(out: Path, resume: bool, meta: dict) -> list:
+    """Create ``out`` (or, resuming, check it holds the same plan); return the finished entries.
+
+    Creating the folder is the lock: ``mkdir`` fails if another sweep made it first.
+    """
+    if not resume:
+        try:
+            out.mkdir()
+        except FileExistsError:
+            raise UsageError(f"--out {str(out)!r} exists (another sweep writing it?); give a new folder") from None
+        (out / "runs").mkdir()
+        _write_json(out / RUN_FILE, {**meta, "runs": []})
+        return []
+    try:
+        old = json.loads((out / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"--resume {str(out)!r} is not a run folder of ppl-kernels (no readable {RUN_FILE})") from None
+    keys = ("format", "model", "backend", "samples", "warmup", "chains", "seed", "burn_in", "plan")
+    differ = [k for k in keys if old.get(k) != meta[k]]
+    if differ:
+        raise UsageError(f"--resume {str(out)!r} was made with other arguments ({', '.join(differ)} differ): "
+                         "give the command that made it")
+    return [e for e in old.get("runs", []) if (out / e["file"]).is_file()]
+
+
+def _execute(spec, plan, *, samples, warmup, chains, seed, burn_in, out: Path, command: str, resume: bool = False):
+    """Run the plan into ``out``, each run's NetCDF written and made final as it completes.
+
+    ``run.json`` lists the finished runs after every run and is marked complete
+    last; a failure or an interrupt leaves every finished run in place, and
+    ``resume`` runs only the missing ones.
+    """
     from .arviz import to_inference_data
     from .runner import sample
 
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    (tmp / "runs").mkdir(parents=True)
+    meta = {
+        "format": FORMAT_VERSION, "complete": False, "command": command, "model": spec.name,
+        "backend": spec.backend, "description": spec.description, "samples": samples, "warmup": warmup,
+        "chains": chains, "seed": seed, "burn_in": burn_in, "plan": [label for label, _ in plan],
+    }
+    entries = _open_run_folder(out, resume, meta)
+    done = {e["label"] for e in entries}
     try:
-        idatas, entries = {}, []
         for i, (label, kw) in enumerate(plan):
+            if label in done:
+                print(f"[{i + 1}/{len(plan)}] {label}: already in {out}", flush=True)
+                continue
             print(f"[{i + 1}/{len(plan)}] {spec.name} ({spec.backend}): {label}", flush=True)
             mcmc = sample(spec.backend, model=spec.model, model_args=spec.model_args, kernel_kwargs=kw,
                           num_samples=samples, num_warmup=warmup, num_chains=chains, seed=seed, progress_bar=True)
@@ -259,21 +317,23 @@ def _execute(spec, plan, *, samples, warmup, chains, seed, burn_in, out: Path, c
             for group in idata.groups():
                 idata[group].attrs["label"] = label
             name = f"runs/{i:02d}_{_slug(label)}.nc"
-            idata.to_netcdf(str(tmp / name))
-            idatas[label] = idata
+            idata.to_netcdf(str(out / f"{name}.partial"))
+            os.replace(out / f"{name}.partial", out / name)
             entries.append({"label": label, "file": name})
-        meta = {
-            "format": FORMAT_VERSION, "complete": False, "command": command, "model": spec.name,
-            "backend": spec.backend, "description": spec.description, "samples": samples, "warmup": warmup,
-            "chains": chains, "seed": seed, "burn_in": burn_in, "runs": entries,
-        }
-        table = _write_outputs(tmp, idatas, meta)
-        meta["complete"] = True  # last: the marker report checks
-        (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            _write_json(out / RUN_FILE, {**meta, "runs": entries})
+    except BaseException as e:
+        for partial in (out / "runs").glob("*.partial"):
+            partial.unlink()
+        what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"stopped by {type(e).__name__}"
+        print(f"ppl-kernels: {what}; {len(entries)} of {len(plan)} runs are finished in {out}; the same command "
+              f"with --resume {out} runs the rest", file=sys.stderr, flush=True)
         raise
+    import arviz as az
+
+    by_label = {e["label"]: e for e in entries}
+    idatas = {label: az.from_netcdf(str(out / by_label[label]["file"])) for label, _ in plan}
+    table = _write_outputs(out, idatas, meta)
+    _write_json(out / RUN_FILE, {**meta, "runs": [by_label[label] for label, _ in plan], "complete": True})
     return table
 
 
@@ -342,11 +402,11 @@ def _cmd_demo(args, command):
                                    NORM_ADJUSTING["resample_scale"])]
     plan = _plan(temperatures=DEMO_TEMPERATURES, settings=settings, base=spec.kernel_kwargs, schedule=None)
     burn = _burn_in(args)
-    out = _check_out(args.out or _default_out("demo"))
+    out, resume = _out_of(args, "demo")
     print(f"{spec.description}; {len(plan)} runs of {args.samples} draws ({burn} burn-in), backend {spec.backend}")
     start = time.perf_counter()
     table = _execute(spec, plan, samples=args.samples, warmup=args.warmup, chains=args.chains, seed=args.seed,
-                     burn_in=burn, out=out, command=command)
+                     burn_in=burn, out=out, command=command, resume=resume)
     print(f"\nwall time {time.perf_counter() - start:.0f} s\n")
     _print_table(table, out)
     return 0
@@ -366,9 +426,9 @@ def _cmd_sweep(args, command):
     settings = list(itertools.product(args.boost, args.friction_scale, args.resample_scale))
     plan = _plan(temperatures=args.temperatures, settings=settings, base=base, schedule=args.schedule)
     burn = _burn_in(args)
-    out = _check_out(args.out or _default_out(f"sweep-{args.model}"))
+    out, resume = _out_of(args, f"sweep-{args.model}")
     table = _execute(spec, plan, samples=args.samples, warmup=args.warmup, chains=args.chains, seed=args.seed,
-                     burn_in=burn, out=out, command=command)
+                     burn_in=burn, out=out, command=command, resume=resume)
     print()
     _print_table(table, out)
     return 0
@@ -386,7 +446,9 @@ def _read_run_folder(folder: Path):
     except (OSError, ValueError):
         raise UsageError(f"{str(folder)!r} is not a run folder of ppl-kernels (no readable {RUN_FILE})") from None
     if meta.get("complete") is not True or meta.get("format") != FORMAT_VERSION:
-        raise UsageError(f"{str(folder)!r} holds an incomplete run (its {RUN_FILE} is not marked complete)")
+        raise UsageError(f"{str(folder)!r} holds an incomplete run ({len(meta.get('runs', []))} of "
+                         f"{len(meta.get('plan', [])) or '?'} runs finished): give the command that made it "
+                         f"--resume {folder}")
     missing = [e["file"] for e in meta["runs"] if not (folder / e["file"]).is_file()]
     if missing:
         raise UsageError(f"{str(folder)!r} lacks the run files {missing}")
@@ -454,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         msg = str(e)
         print(msg if msg.startswith("ppl-kernels") else f"ppl-kernels: error: {msg}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the run folder's state was reported where it was interrupted
+        return 130
 
 
 if __name__ == "__main__":

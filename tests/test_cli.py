@@ -109,24 +109,73 @@ def test_existing_out_folder_is_refused(tmp_path, capsys):
     assert _entries(tmp_path / "taken") == []
 
 
-def test_a_failed_run_leaves_no_folder(tmp_path, monkeypatch):
+def _flaky(monkeypatch, fail_on, exc):
+    """Make the ``fail_on``-th ``runner.sample`` call raise ``exc``; return the list of calls."""
     from ppl_kernels import runner
 
-    calls = []
+    calls, failed = [], []
     real = runner.sample
 
     def flaky(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError("worker died")
+        calls.append(kwargs["kernel_kwargs"]["temperature"])
+        if len(calls) == fail_on and not failed:  # once
+            failed.append(1)
+            raise exc
         return real(*args, **kwargs)
 
     monkeypatch.setattr(runner, "sample", flaky)
-    argv = ["sweep", "--model", "double-well", "--temperatures", "1", "0.5", "--samples", "4", "--num-steps", "2",
-            "--out", str(tmp_path / "run")]
-    with pytest.raises(RuntimeError, match="worker died"):
-        cli.main(argv)
-    assert len(calls) == 2 and _entries(tmp_path) == []
+    return calls
+
+
+SWEEP3 = ["sweep", "--model", "double-well", "--temperatures", "1", "0.5", "0.25", "--samples", "4", "--num-steps", "2"]
+
+
+@pytest.mark.parametrize("exc", [RuntimeError("worker died"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_a_failure_keeps_the_finished_runs_and_resume_runs_the_rest(tmp_path, monkeypatch, capsys, exc):
+    out = tmp_path / "run"
+    calls = _flaky(monkeypatch, 2, exc)
+    if isinstance(exc, KeyboardInterrupt):
+        assert cli.main([*SWEEP3, "--out", str(out)]) == 130
+    else:
+        with pytest.raises(RuntimeError, match="worker died"):
+            cli.main([*SWEEP3, "--out", str(out)])
+    ours = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ppl-kernels")]  # not the bars
+    assert len(ours) == 1 and "1 of 3 runs are finished" in ours[0] and f"--resume {out}" in ours[0]
+    # the finished run is final and listed; nothing half-written is left
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["complete"] is False and [e["label"] for e in meta["runs"]] == ["T=1"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["00_T=1.nc"]
+    assert cli.main(["report", str(out)]) == 2 and "--resume" in capsys.readouterr().err
+    # resuming runs only the two missing runs, then the folder is complete
+    calls.clear()
+    assert cli.main([*SWEEP3, "--resume", str(out)]) == 0
+    assert calls == [0.5, 0.25]
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["complete"] is True and [e["label"] for e in meta["runs"]] == ["T=1", "T=0.5", "T=0.25"]
+    assert cli.main(["report", str(out)]) == 0
+    # a resume with other arguments is refused, naming what differs
+    capsys.readouterr()
+    assert cli.main([*SWEEP3[:-4], "--samples", "5", "--num-steps", "2", "--resume", str(out)]) == 2
+    assert "samples" in capsys.readouterr().err
+
+
+def test_a_second_writer_of_one_folder_gets_one_line_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """Two sweeps into one --out: the second to create it (after both checked it was free) stops at once."""
+    out = tmp_path / "run"
+    real_check = cli._check_out
+
+    def racing(folder):
+        checked = real_check(folder)
+        checked.mkdir()  # the other sweep creates it between the check and this sweep's mkdir
+        (checked / "theirs").write_text("x")
+        return checked
+
+    monkeypatch.setattr(cli, "_check_out", racing)
+    calls = _flaky(monkeypatch, 99, RuntimeError)
+    assert cli.main([*SWEEP3, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "another sweep" in err
+    assert calls == [] and sorted(p.name for p in out.iterdir()) == ["theirs"]
 
 
 @pytest.mark.parametrize("content", [None, {"format": 1, "complete": False, "runs": []}, "not json"])
