@@ -23,7 +23,7 @@ _DTYPES = {"float": np.float64, "int": np.int64, "bool": np.bool_}
 def backend_of(obj) -> str:
     """``"pyro"`` or ``"numpyro"`` for an ``MCMC`` object or a kernel."""
     mod = type(obj).__module__
-    for backend in ("numpyro", "pyro"):  # "numpyro" first: "pyro" is a prefix of neither, but be explicit
+    for backend in ("numpyro", "pyro"):
         if mod.startswith(backend) or mod.startswith(f"ppl_kernels.{backend}"):
             return backend
     raise TypeError(f"expected a Pyro or NumPyro MCMC object, got {type(obj).__name__}")

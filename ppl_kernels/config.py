@@ -185,7 +185,7 @@ class SGHMCConfig:
         so that a sweep fails before it samples anything.  Per-site arrays are compared
         site by site (their broadcast when both are given; else the largest friction over
         the smallest mass, a bound)."""
-        eps = max(self.step_size.value(0), self.step_size.value(getattr(self.step_size, "cycle_length", 1) - 1))
+        eps = _sched.schedule_max(self.step_size)
         sites = set(self.mass) if isinstance(self.mass, Mapping) else set()
         sites |= set(self.friction) if isinstance(self.friction, Mapping) else set()
         worst = 0.0

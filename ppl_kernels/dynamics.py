@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "effective_coefficients",
+    "flat_coefficient",
     "drift",
     "kick",
     "half_kick",
@@ -42,6 +43,16 @@ def effective_coefficients(mass: dict, friction: dict, boost: float, friction_sc
     inv_mass = {k: 1.0 / (boost * m) for k, m in mass.items()}
     fric = {k: friction_scale * c for k, c in friction.items()}
     return inv_mass, fric
+
+
+def flat_coefficient(per_site: dict, shapes: dict):
+    """A per-site coefficient as one of the flat vector (numpy; sites in ``shapes``' order):
+    a float when it is the same scalar on every site (the fewest array operations per
+    step), else one flat array.  A model with no latent site gets ``1.0``."""
+    values = [np.asarray(per_site[k], dtype=float) for k in shapes]
+    if all(v.size == 1 for v in values) and len({float(v) for v in values}) <= 1:
+        return float(values[0]) if values else 1.0
+    return np.concatenate([np.broadcast_to(v, shape).reshape(-1) for v, shape in zip(values, shapes.values())])
 
 
 def drift(theta, r, step_size, inv_mass):

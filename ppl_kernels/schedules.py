@@ -187,6 +187,13 @@ def from_dict(d: dict[str, Any]) -> Schedule:
     return factories[kind](**d)
 
 
+def schedule_max(s: Schedule) -> float:
+    """Largest value a schedule takes (a cyclical value is monotone over a cycle)."""
+    if isinstance(s, Constant):
+        return s.v
+    return max(s.value(0), s.value(s.cycle_length - 1))
+
+
 def schedule_min(s: Schedule) -> float:
     """Smallest value a schedule takes (used for validation).
 

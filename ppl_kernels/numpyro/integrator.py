@@ -67,17 +67,6 @@ class Layout:
     def unflatten(self, flat) -> dict:
         return self._unravel(flat)
 
-    def coefficient(self, per_site: dict):
-        """A per-site coefficient of the flat vector: a float when it is the same scalar
-        on every site (fewest operations per step), else a flat array."""
-        # numpy, not jnp: set-up may run under a trace (pmap), and the coefficients are constants
-        values = [np.asarray(per_site[k], dtype=float) for k in self.names]
-        if not values:
-            return 1.0
-        if all(v.size == 1 for v in values) and len({float(v) for v in values}) == 1:
-            return float(values[0])
-        return np.concatenate([np.broadcast_to(v, self.shapes[k]).reshape(-1) for k, v in zip(self.names, values)])
-
 
 def make_static(cfg, parts, z: dict, plates) -> Static:
     """The static part of a run from the config, the potential ``parts(z, indices,
@@ -97,8 +86,9 @@ def make_static(cfg, parts, z: dict, plates) -> Static:
         (u, lp), g = vg(z_flat, indices, model_args, model_kwargs)
         return u, lp, g
 
-    return Static(cfg, layout, layout.coefficient(inv_mass), layout.coefficient(fric), layout.coefficient(mass),
-                  max(layout.size, 1), tuple(plates), value_and_grad)
+    # numpy constants, not jnp: set-up may run under a trace (pmap)
+    coefficients = [dynamics.flat_coefficient(c, layout.shapes) for c in (inv_mass, fric, mass)]
+    return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), value_and_grad)
 
 
 def _normal(key, like):

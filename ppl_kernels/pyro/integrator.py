@@ -79,16 +79,6 @@ class Layout:
     def unflatten(self, flat: torch.Tensor) -> dict:
         return {k: p.view(self.shapes[k]) for k, p in zip(self.names, flat.split(self.numels))}
 
-    def coefficient(self, per_site: dict, like: torch.Tensor):
-        """A per-site coefficient of the flat vector: a float when it is the same scalar
-        on every site (fewest operations per step), else a flat tensor."""
-        values = [torch.as_tensor(per_site[k], dtype=like.dtype, device=like.device) for k in self.names]
-        if not values:
-            return 1.0
-        if all(v.numel() == 1 for v in values) and len({float(v) for v in values}) == 1:
-            return float(values[0])
-        return torch.cat([v.expand(self.shapes[k]).reshape(-1) for k, v in zip(self.names, values)])
-
 
 def make_static(cfg, parts, z: dict, plates, *, jit_compile=False, ignore_jit_warnings=False,
                 model_args=(), model_kwargs=None) -> Static:
@@ -108,9 +98,12 @@ def make_static(cfg, parts, z: dict, plates, *, jit_compile=False, ignore_jit_wa
     if jit_compile:
         flat_parts = _compiled(flat_parts, z0, plates, model_args, model_kwargs or {}, ignore_jit_warnings)
     generator = torch.Generator(device=z0.device)
-    return Static(cfg, layout, layout.coefficient(inv_mass, z0), layout.coefficient(fric, z0),
-                  layout.coefficient(mass, z0), max(layout.size, 1), tuple(plates), _value_and_grad(flat_parts),
-                  generator)
+    def as_flat(per_site):
+        c = dynamics.flat_coefficient(per_site, layout.shapes)
+        return c if isinstance(c, float) else torch.as_tensor(c, dtype=z0.dtype, device=z0.device)
+
+    return Static(cfg, layout, as_flat(inv_mass), as_flat(fric), as_flat(mass), max(layout.size, 1), tuple(plates),
+                  _value_and_grad(flat_parts), generator)
 
 
 def _value_and_grad(flat_parts):
@@ -145,6 +138,13 @@ def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, k
     )
 
 
+def _next_gradient(static, z_flat, bases, counters, model_args, model_kwargs):
+    """Ũ, lp and ∇Ũ at ``z_flat`` on the next minibatch (the generator already set)."""
+    renew = {k: (a[0], o[0]) for k, (a, o) in epochs.renew_draws(static.plates, static.generator, 1).items()}
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    return (*static.value_and_grad(z_flat, idx, model_args, model_kwargs or {}), counters)
+
+
 def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=None) -> SGHMCState:
     """Initial state at unconstrained ``z``: momentum drawn from ``N(0, α T M)`` (the
     stationary law), gradient from a first minibatch.  ``rng_key`` is an integer
@@ -155,10 +155,8 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     else:
         g.manual_seed(int(rng_key))
     bases, counters = epochs.split(epochs.init_epochs(static.plates, g))
-    renew = {k: (a[0], o[0]) for k, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
-    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
     z_flat = static.layout.flatten(z).detach()
-    u, lp, grad = static.value_and_grad(z_flat, idx, model_args, model_kwargs or {})
+    u, lp, grad, counters = _next_gradient(static, z_flat, bases, counters, model_args, model_kwargs)
     r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, static.mass)
     eps, beta, _, _ = cfg.draw_settings(0)
     return _state(static, 0, z_flat, r, grad, u, lp, eps, beta, 0, False, epochs.join(bases, counters), g.get_state())
@@ -169,13 +167,10 @@ def sghmc_move(static: Static, state: SGHMCState, z: dict, model_args=(), model_
     gradient at ``z`` on the next minibatch.  (Pyro's ``MCMC`` hands the kernel
     only values, and a caller that moves the chain hands new ones; NumPyro hands
     back the state itself and needs no such step.)"""
-    g = static.generator
+    g, lay = static.generator, static.layout
     g.set_state(state.rng_key)
     bases, counters = epochs.split(state.epochs)
-    renew = {k: (a[0], o[0]) for k, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
-    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
-    lay = static.layout
-    u, lp, grad = static.value_and_grad(lay.flatten(z).detach(), idx, model_args, model_kwargs or {})
+    u, lp, grad, counters = _next_gradient(static, lay.flatten(z).detach(), bases, counters, model_args, model_kwargs)
     return state._replace(z=z, grad=lay.unflatten(grad), potential_energy=u, lp=lp,
                           epochs=epochs.join(bases, counters), rng_key=g.get_state())
 
