@@ -13,7 +13,7 @@ import numpy as np
 
 from .config import STAT_FIELDS
 
-__all__ = ["BACKENDS", "backend_of", "host_for", "host_of", "kernel_of", "get_draws", "get_stats"]
+__all__ = ["BACKENDS", "backend_of", "host_for", "host_of", "kernel_of", "get_draws", "get_stats", "get_adaptation"]
 
 BACKENDS = ("pyro", "numpyro")
 
@@ -60,3 +60,10 @@ def get_stats(mcmc) -> dict[str, np.ndarray]:
     with the same names and dtypes from both backends."""
     raw = host_of(mcmc, finished=True).statistics(mcmc)
     return {name: raw[name].astype(_DTYPES[kind]) for name, kind in STAT_FIELDS.items()}
+
+
+def get_adaptation(mcmc) -> list:
+    """Per chain, the step size, mass and friction the run sampled with (adapted during
+    warmup, else as given), per site, with the gradient-noise estimate and the warmup
+    trace (see :func:`ppl_kernels.adaptation.by_site`)."""
+    return host_of(mcmc, finished=True).adaptation(mcmc)

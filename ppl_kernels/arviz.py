@@ -190,10 +190,23 @@ def _attrs(host, mcmc, kernel) -> dict[str, Any]:
         "model": _name(model) if model is not None else "None",
         "potential_fn": _name(kernel.potential_fn),
         "kernel_json": kernel.config.to_json(),
+        **_adaptation_attrs(host.adaptation(mcmc)),
         # NetCDF attributes cannot be None: an unknown seed (a user-made MCMC) is the string "None".
         "seed": int(seed) if seed is not None else "None",
         **host.run_lengths(mcmc),
     }
+
+
+def _adaptation_attrs(per_chain: list) -> dict[str, Any]:
+    """The values each chain sampled with, as JSON: ``adapted_step_size`` (one per chain)
+    and ``adapted_json``, per chain the per-site ``mass``, ``friction`` and
+    ``gradient_noise`` with the warmup trace (``step_trace``, ``mass_trace``)."""
+    def listed(v):
+        return {k: listed(x) for k, x in v.items()} if isinstance(v, dict) else np.asarray(v).tolist()
+
+    # JSON strings: a list attribute would come back from NetCDF as an array
+    return {"adapted_step_size": json.dumps([float(c["step_size"]) for c in per_chain]),
+            "adapted_json": json.dumps([listed(c) for c in per_chain])}
 
 
 def _unconstrained_shapes(kernel, draws) -> str:

@@ -69,12 +69,14 @@ class DrawNoise(NamedTuple):
     - **steps** - standard normal ξ of every integrator step, per site with a
       leading ``num_steps`` axis;
     - **renew** - per plate, ``(stride index, offset)`` arrays of length
-      ``num_steps`` for the epochs that may start during the draw.
+      ``num_steps`` for the epochs that may start during the draw;
+    - **probe** - per site, the Rademacher ``v`` (±1) of the warmup's curvature probe.
     """
 
     resample: Any = None
     steps: Any = None
     renew: Any = None
+    probe: Any = None
 
 
 def positive_int(name: str, value: Any) -> int:
@@ -154,6 +156,8 @@ class SGHMCConfig:
     resample_scale: Any = None
     explore_noise: bool = True
     thinning: int = 1
+    adapt_step_size: bool = True
+    adapt_mass_matrix: bool = True
 
     def __post_init__(self):
         def set_(name, value):  # the dataclass is frozen
@@ -177,6 +181,8 @@ class SGHMCConfig:
         if self.resample_scale is not None:
             set_("resample_scale", _schedule("resample_scale", self.resample_scale, strict=False))
         set_("explore_noise", check_flag("explore_noise", self.explore_noise))
+        set_("adapt_step_size", check_flag("adapt_step_size", self.adapt_step_size))
+        set_("adapt_mass_matrix", check_flag("adapt_mass_matrix", self.adapt_mass_matrix))
         self._check_friction_step()
 
     def _check_friction_step(self):
@@ -192,6 +198,8 @@ class SGHMCConfig:
         for site in sites or {None}:
             m = self.mass.get(site, 1.0) if isinstance(self.mass, Mapping) else self.mass
             c = self.friction.get(site, 1.0) if isinstance(self.friction, Mapping) else self.friction
+            if self.adapt_mass_matrix:  # C = 2 · friction · M: the ratio is the factor's
+                m = 0.5
             try:
                 ratio = np.max(np.asarray(c, float) / np.asarray(m, float))
             except ValueError:  # shapes that broadcast only to the site's shape, unknown here
@@ -359,7 +367,9 @@ _PARAMETERS_DOC = """\
         ``z -> U(z)`` on a dict of unconstrained values (as for
         :class:`{hmc}`); {init_params}.
     step_size : float or Schedule
-        Integrator step ε.
+        Integrator step ε: used as given with ``adapt_step_size=False``, else
+        the step of the warmup's first draws, which the warmup then replaces
+        by its adapted value (a schedule keeps its shape and is rescaled).
     num_steps : int
         Integrator steps per draw.
     temperature : float
@@ -367,7 +377,11 @@ _PARAMETERS_DOC = """\
     tempering : {{"posterior", "likelihood"}}
         Temper the whole potential (noise scaled by T) or only the likelihood.
     mass, friction : float or dict
-        Base mass M and friction C: scalars or per-site floats/arrays (diagonal).
+        Base mass M and friction: scalars or per-site floats/arrays (diagonal).
+        ``mass`` is the starting value of the adapted mass.  With
+        ``adapt_mass_matrix=True`` ``friction`` is dimensionless, the friction
+        relative to critical damping, ``C = 2 · friction · M`` (1: critical);
+        with ``adapt_mass_matrix=False`` it is the friction C itself.
     boost : float
         α; the mass becomes ``α M``.
     friction_scale : float
@@ -378,6 +392,15 @@ _PARAMETERS_DOC = """\
         exact; smaller β cools the chain (the norm-adjusting heuristic).
     explore_noise : bool
         Whether to inject noise during a schedule's exploration phase.
+    adapt_step_size : bool
+        Adapt ε during warmup (NUTS's name): a fixed step in whitened units,
+        halved by divergences, capped so that the measured minibatch-gradient
+        noise heats Var θ by at most 2 % (``docs/warmup.rst``).
+    adapt_mass_matrix : bool
+        Adapt a diagonal mass during warmup (NUTS's name): the potential's
+        mean curvature per coordinate over Stan's doubling windows; the
+        friction follows it.  The adapted values are read with
+        :meth:`adapted` and exported to ArviZ.  At ``T = 0`` nothing adapts.
     thinning : int
         Draws per kept sample: each :meth:`sample` call runs ``thinning``
         consecutive draws (the schedules advance per draw) and keeps the last;
@@ -458,6 +481,8 @@ class KernelArguments:
         resample_scale=None,
         explore_noise=True,
         thinning=1,
+        adapt_step_size=True,
+        adapt_mass_matrix=True,
         init_strategy=None,
         **host_options,
     ):
@@ -470,6 +495,7 @@ class KernelArguments:
             step_size=step_size, num_steps=num_steps, temperature=temperature, tempering=tempering,
             mass=mass, friction=friction, boost=boost, friction_scale=friction_scale,
             resample_scale=resample_scale, explore_noise=explore_noise, thinning=thinning,
+            adapt_step_size=adapt_step_size, adapt_mass_matrix=adapt_mass_matrix,
         )
         if potential_fn is not None and self.config.tempering == "likelihood":
             raise ValueError("tempering='likelihood' needs a model (a potential_fn has no separate likelihood)")

@@ -125,6 +125,12 @@ def _per_coordinate(spec, shapes: dict) -> np.ndarray:
     return np.concatenate(parts) if parts else np.ones(1)
 
 
+def _flat(per_site: dict, shapes: dict) -> np.ndarray:
+    """Per-site lists (``adapted_json``) as one flat vector in ``shapes``' order."""
+    parts = [np.asarray(per_site[site], dtype=float).ravel() for site in shapes]
+    return np.concatenate(parts) if parts else np.ones(1)
+
+
 def _mcse(x: np.ndarray) -> float:
     """Monte Carlo standard error of the mean of ``x`` (chain, draw), from ArviZ's ESS."""
     import arviz as az
@@ -195,10 +201,17 @@ def kinetic_temperature_series(data, *, site: str | None = None, burn_in: int = 
     cfg = SGHMCConfig.from_json(attrs["kernel_json"])
     dim = sum(int(np.prod(s)) for s in shapes.values())
     t = cfg.noise_temperature
-    expected = expected_kinetic_temperature(
-        t, stats["step_size"].values, mass=_per_coordinate(cfg.mass, shapes),
-        friction=_per_coordinate(cfg.friction, shapes), boost=cfg.boost, friction_scale=cfg.friction_scale,
-    )
+    eps = stats["step_size"].values
+    if "adapted_json" in attrs:  # the values each chain sampled with (adapted during warmup)
+        chains = json.loads(attrs["adapted_json"])
+        expected = np.stack([expected_kinetic_temperature(
+            t, eps[c], mass=_flat(chains[c]["mass"], shapes), friction=_flat(chains[c]["friction"], shapes),
+            boost=cfg.boost, friction_scale=cfg.friction_scale) for c in range(eps.shape[0])])
+    else:
+        expected = expected_kinetic_temperature(
+            t, eps, mass=_per_coordinate(cfg.mass, shapes),
+            friction=_per_coordinate(cfg.friction, shapes), boost=cfg.boost, friction_scale=cfg.friction_scale,
+        )
     return stats["kinetic_temperature"].values, expected, dim, t
 
 

@@ -26,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "effective_coefficients",
+    "base_friction",
     "flat_coefficient",
     "drift",
     "kick",
@@ -43,6 +44,14 @@ def effective_coefficients(mass: dict, friction: dict, boost: float, friction_sc
     inv_mass = {k: 1.0 / (boost * m) for k, m in mass.items()}
     fric = {k: friction_scale * c for k, c in friction.items()}
     return inv_mass, fric
+
+
+def base_friction(friction: dict, mass: dict, relative: bool) -> dict:
+    """The base friction C per site: ``friction`` itself, or with ``relative`` (the mass
+    adapts) ``2 · friction · M``, the given factor times critical damping at unit frequency."""
+    if not relative:
+        return friction
+    return {k: 2.0 * np.asarray(friction[k], dtype=float) * np.asarray(mass[k], dtype=float) for k in friction}
 
 
 def flat_coefficient(per_site: dict, shapes: dict):
@@ -104,17 +113,18 @@ def draw_statistics(theta, r, grad, inv_mass, dim: int) -> dict:
     }
 
 
-def integrator_step(static, next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew, model_args,
-                    model_kwargs):
-    """One integrator step on flat θ, r, ∇Ũ: drift, the next minibatch (``next_batch`` is
-    the backend's ``epochs.next_batch``), its gradient (``static.value_and_grad``), kick.
+def integrator_step(static, inv_mass, friction, next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew,
+                    model_args, model_kwargs):
+    """One integrator step on flat θ, r, ∇Ũ with coefficients ``inv_mass = 1/M'`` and
+    ``friction = C'``: drift, the next minibatch (``next_batch`` is the backend's
+    ``epochs.next_batch``), its gradient (``static.value_and_grad``), kick.
 
     Returns ``(z, r, grad, Ũ, lp, counters)``.
     """
-    z = drift(z, r, eps, static.inv_mass)
+    z = drift(z, r, eps, inv_mass)
     idx, counters = next_batch(static.plates, bases, counters, renew)
     u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
-    r = kick(r, grad, eps, static.friction, static.inv_mass, noise_t, xi)
+    r = kick(r, grad, eps, friction, inv_mass, noise_t, xi)
     return z, r, grad, u, lp, counters
 
 

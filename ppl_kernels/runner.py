@@ -11,7 +11,7 @@ from typing import Any, Callable
 from . import _host
 from ._host import BACKENDS
 
-__all__ = ["sample", "BACKENDS"]
+__all__ = ["sample", "warn_kinetic_temperature", "BACKENDS"]
 
 
 def sample(
@@ -57,8 +57,40 @@ def sample(
         if kernel_kwargs.get("thinning", thinning) != thinning:
             raise ValueError(f"thinning={thinning!r} disagrees with kernel_kwargs['thinning']={kernel_kwargs['thinning']!r}")
         kernel_kwargs["thinning"] = thinning
-    return _host.host_for(backend).sample(
+    mcmc = _host.host_for(backend).sample(
         model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
         model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
         num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method, progress_bar=progress_bar,
     )
+    warn_kinetic_temperature(mcmc)
+    return mcmc
+
+
+def warn_kinetic_temperature(mcmc) -> str | None:
+    """Warn (once, ``RuntimeWarning``) when the kinetic temperature of a finished run's
+    sampling phase misses its expected value at the values it sampled with
+    (:func:`ppl_kernels.adaptation.kinetic_warning`); return the message or ``None``.
+
+    Runs whose momentum is cooled on purpose (``resample_scale``) or whose schedule
+    explores without noise are not checked."""
+    import warnings
+
+    import numpy as np
+
+    from . import adaptation
+    from .diagnostics import expected_kinetic_temperature
+
+    cfg = _host.kernel_of(mcmc).config
+    if cfg.resample_scale is not None or not cfg.explore_noise or cfg.noise_temperature == 0:
+        return None
+    stats, chains = _host.get_stats(mcmc), _host.get_adaptation(mcmc)
+    flat = [{k: np.concatenate([np.ravel(v) for v in c[k].values()]) if c[k] else np.ones(1)
+             for k in ("mass", "friction")} for c in chains]
+    expected = np.stack([expected_kinetic_temperature(
+        cfg.noise_temperature, stats["step_size"][i], mass=flat[i]["mass"], friction=flat[i]["friction"],
+        boost=cfg.boost, friction_scale=cfg.friction_scale) for i in range(len(chains))])
+    dim = sum(int(np.size(v)) for v in chains[0]["mass"].values())
+    message = adaptation.kinetic_warning(stats["kinetic_temperature"], expected, max(dim, 1))
+    if message:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return message

@@ -21,6 +21,7 @@ import scipy.linalg
 __all__ = [
     "BACKENDS",
     "CONJUGATE",
+    "HAND_TUNED",
     "as_array",
     "gaussian_potential",
     "gaussian_init",
@@ -44,6 +45,10 @@ __all__ = [
 ]
 
 BACKENDS = ("pyro", "numpyro")
+
+#: Hand-tuned settings used as given: no warmup adaptation, ``friction`` the friction C itself
+#: (with ``adapt_mass_matrix`` it is a factor on critical damping).
+HAND_TUNED = dict(adapt_step_size=False, adapt_mass_matrix=False)
 
 #: Prior and noise of the conjugate test problem: θ ~ N(0, 1), y_i ~ N(θ, 2²).
 CONJUGATE = dict(prior_loc=0.0, prior_scale=1.0, noise_scale=2.0)
@@ -136,7 +141,8 @@ def _draw_maps(var, mass, friction, step_size, temperature, num_steps, resample_
 
 
 def exact_stationary_cov(var, *, mass=1.0, friction=1.0, step_size, temperature, num_steps=1,
-                         resample_scale=None, boost=1.0, friction_scale=1.0) -> np.ndarray:
+                         resample_scale=None, boost=1.0, friction_scale=1.0, adapt_step_size=False,
+                         adapt_mass_matrix=False) -> np.ndarray:
     """Exact stationary covariance of ``(θ, r)`` at the end of a draw, per coordinate.
 
     On a Gaussian target each coordinate of the default integrator (theory notes
@@ -149,7 +155,10 @@ def exact_stationary_cov(var, *, mass=1.0, friction=1.0, step_size, temperature,
     -------
     numpy.ndarray
         Shape ``var.shape + (2, 2)``: ``[..., 0, 0]`` is Var θ, ``[..., 1, 1]`` Var r.
+    The kernel settings must be used as given (``adapt_*`` false, :data:`HAND_TUNED`).
     """
+    if adapt_step_size or adapt_mass_matrix:
+        raise ValueError("the exact moments are those of fixed settings: pass HAND_TUNED")
     var = np.asarray(var, dtype=float)
     out = np.empty(var.shape + (2, 2))
     for idx, v in np.ndenumerate(var):
@@ -160,9 +169,12 @@ def exact_stationary_cov(var, *, mass=1.0, friction=1.0, step_size, temperature,
 
 
 def exact_cycle_mean_var(var, *, mass=1.0, friction=1.0, step_size, temperature, num_steps,
-                         resample_scale=None, boost=1.0, friction_scale=1.0) -> float:
+                         resample_scale=None, boost=1.0, friction_scale=1.0, adapt_step_size=False,
+                         adapt_mass_matrix=False) -> float:
     """Var θ averaged over the ``num_steps`` positions of a draw (the "cycle-averaged"
     quantity tabulated in theory notes §8b), for one coordinate."""
+    if adapt_step_size or adapt_mass_matrix:
+        raise ValueError("the exact moments are those of fixed settings: pass HAND_TUNED")
     s = exact_stationary_cov(var, mass=mass, friction=friction, step_size=step_size, temperature=temperature,
                              num_steps=num_steps, resample_scale=resample_scale, boost=boost,
                              friction_scale=friction_scale)

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from targets import HAND_TUNED
+
 from ppl_kernels import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +182,7 @@ def test_rbg_keys_keep_the_gaussian_stationary_moments(impl):
     def potential(z):
         return 0.5 * jnp.sum(z["x"] ** 2 / s2)
 
-    kern = SGHMC(potential_fn=potential, step_size=h, num_steps=10, temperature=T, mass=M, friction=C)
+    kern = SGHMC(potential_fn=potential, step_size=h, num_steps=10, temperature=T, mass=M, friction=C, **HAND_TUNED)
     mcmc = MCMC(kern, num_warmup=200, num_samples=4000, progress_bar=False)
     mcmc.run(jax.random.key(0, impl=impl), init_params={"x": jnp.zeros(4)})
     assert str(mcmc.last_state.rng_key.dtype) != "uint32"  # the typed key went all the way through

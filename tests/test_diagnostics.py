@@ -14,6 +14,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import arviz as az
 
 import arviz_models as am
+from targets import HAND_TUNED
 from ppl_kernels import diagnostics as dg
 from ppl_kernels import runner, schedules, to_inference_data
 from ppl_kernels.plots import plot_kinetic_temperature, plot_moment_check
@@ -48,7 +49,7 @@ def test_kinetic_temperature_of_an_exact_gaussian_run_lies_in_its_band(backend):
     temperature is T/(1 - a/2) (not T), and draws fall in the 99% band at the nominal rate."""
     T, eps = 0.5, 0.05
     mcmc = runner.sample(backend, potential_fn=am.gaussian_potential, init_params=am.zeros(backend, theta=(1000,)),
-                         kernel_kwargs=dict(step_size=eps, num_steps=20, temperature=T), num_samples=300, num_warmup=50)
+                         kernel_kwargs=dict(step_size=eps, num_steps=20, temperature=T, **HAND_TUNED), num_samples=300, num_warmup=50)
     idata = to_inference_data(mcmc)
     assert set(idata.groups()) == {"posterior", "sample_stats"}
     row = dg.kinetic_temperature_check(idata, level=0.99).loc["overall"]
@@ -68,7 +69,7 @@ def test_per_site_temperatures_from_the_step_record(backend):
     """Two sites with different friction have different discretisation bias; both match."""
     T, eps, fric = 0.5, 0.05, {"a": 1.0, "b": 3.0}
     steps = dg.record_steps(backend, potential_fn=am.gaussian_potential, init_params=am.zeros(backend, a=(300,), b=(20, 10)),
-                            kernel_kwargs=dict(step_size=eps, num_steps=10, temperature=T, friction=fric, boost=2.0),
+                            kernel_kwargs=dict(step_size=eps, num_steps=10, temperature=T, friction=fric, boost=2.0, **HAND_TUNED),
                             num_draws=120, seed=3)
     assert list(steps.site.values) == ["a", "b"] and steps["size"].values.tolist() == [300, 200]
     table = dg.kinetic_temperature_check(steps, burn_in=200)

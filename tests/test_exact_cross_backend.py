@@ -66,21 +66,21 @@ class _Backend:
     def tree(self, d):
         return {k: self.t(v) for k, v in d.items()}
 
-    def start(self, kernel_kwargs, theta, model=None, model_args=()):
+    def start(self, kernel_kwargs, theta, model=None, model_args=(), num_warmup=0):
         """``(static, state)`` of a fresh kernel at θ₀ (the model, else the test potential)."""
         if self.name == "pyro":
             from ppl_kernels.pyro import SGHMC
 
             kernel = SGHMC(model, None if model else _potential, **kernel_kwargs)
             kernel.initial_params = self.tree(theta)
-            kernel.setup(0, *model_args)
+            kernel.setup(num_warmup, *model_args)
             return kernel.static, kernel.state
         import jax
 
         from ppl_kernels.numpyro import SGHMC
 
         kernel = SGHMC(model, None if model else _potential, **kernel_kwargs)
-        state = kernel.init(jax.random.PRNGKey(0), 0, init_params=self.tree(theta), model_args=model_args)
+        state = kernel.init(jax.random.PRNGKey(0), num_warmup, init_params=self.tree(theta), model_args=model_args)
         return kernel.static, state
 
     def numpy(self, tree):
@@ -182,3 +182,40 @@ def test_subsampled_plate_run_agrees():
             traj[backend] = np.array(out)
     np.testing.assert_allclose(traj["pyro"], traj["numpyro"], rtol=0, atol=1e-12)
     assert np.ptp(traj["pyro"][:, 0]) > 1e-3  # the chain moved
+
+
+def test_warmup_adaptation_agrees():
+    """The warmup, with its mass window, curvature probes, step-size rule and momentum
+    rescaling, from the same θ₀, r₀, noise and probes: the same chain, step sizes and
+    adapted mass in both backends."""
+    import jax
+
+    num_warmup, num_draws = 40, 44  # one mass window (draws 6-35), then sampling
+    rng = np.random.default_rng(5)
+    xi = [{k: rng.standard_normal((NUM_STEPS,) + s) for k, s in SHAPES.items()} for _ in range(num_draws)]
+    probes = [{k: rng.choice([-1.0, 1.0], size=s) for k, s in SHAPES.items()} for _ in range(num_draws)]
+    theta = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
+    kernel_kwargs = dict(step_size=0.05, num_steps=NUM_STEPS, temperature=0.7)
+    runs = {}
+    with jax.enable_x64(True):
+        for backend in ("pyro", "numpyro"):
+            b = _Backend(backend)
+            static, state = b.start(kernel_kwargs, theta, num_warmup=num_warmup)
+            state = state._replace(r=b.tree({k: np.ones(s) for k, s in SHAPES.items()}))
+            out = []
+            for d in range(num_draws):
+                noise = DrawNoise(steps=b.tree(xi[d]), probe=b.tree(probes[d]))
+                state = b.integrator.sghmc_draw(static, state, (), {}, noise=noise)
+                out.append((b.numpy(state.z), b.numpy(state.r), float(state.step_size)))
+            runs[backend] = out, b.integrator.adapted(static, state)
+    (pyro_run, pyro_adapted), (numpyro_run, numpyro_adapted) = runs["pyro"], runs["numpyro"]
+    for d, ((zp, rp, ep), (zn, rn, en)) in enumerate(zip(pyro_run, numpyro_run)):
+        assert ep == pytest.approx(en, rel=1e-12), f"step size of draw {d}"
+        for k in SHAPES:
+            np.testing.assert_allclose(zp[k], zn[k], rtol=1e-9, atol=1e-10, err_msg=f"theta[{k}] after draw {d}")
+            np.testing.assert_allclose(rp[k], rn[k], rtol=1e-9, atol=1e-10, err_msg=f"r[{k}] after draw {d}")
+    for k in SHAPES:
+        np.testing.assert_allclose(pyro_adapted["mass"][k], numpyro_adapted["mass"][k], rtol=1e-10)
+    # the window changed the mass (away from 1) and the step (to its whitened value)
+    assert not np.allclose(pyro_adapted["mass"]["x"], 1.0)
+    assert pyro_run[0][2] == pytest.approx(0.05) and pyro_run[-1][2] != pytest.approx(0.05)

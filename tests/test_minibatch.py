@@ -3,6 +3,7 @@
 import numpy as np
 
 from targets import (
+    HAND_TUNED,
     as_array,
     logistic_data,
     logistic_gradient_noise,
@@ -18,7 +19,7 @@ Z_MAX = 5.0
 
 N, B = 200, 100
 MASS, FRICTION, STEP = 30.0, 60.0, 0.1
-KERNEL = dict(step_size=STEP, num_steps=10, mass=MASS, friction=FRICTION)
+KERNEL = dict(step_size=STEP, num_steps=10, mass=MASS, friction=FRICTION, **HAND_TUNED)
 
 
 def _flat(draws):

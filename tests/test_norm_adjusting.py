@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from targets import (
+    HAND_TUNED,
     exact_cycle_mean_var,
     exact_stationary_cov,
     mc_mean,
@@ -26,7 +27,7 @@ Z_MAX = 5.0
 T = 0.1
 REPLICAS = 64  # 64 independent copies of N(0, 1): 64 chains per run
 # Base mass 0.25 boosted by α = 4 gives M' = 1; friction C' = 0.5 · 1.
-BASE = dict(temperature=T, mass=0.25, boost=4.0, friction=1.0, friction_scale=0.5)
+BASE = dict(temperature=T, mass=0.25, boost=4.0, friction=1.0, friction_scale=0.5, **HAND_TUNED)
 ALPHA_T = BASE["boost"] * T
 
 

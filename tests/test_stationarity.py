@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from targets import (
+    HAND_TUNED,
     CONJUGATE,
     anisotropic_gaussian,
     conjugate_data,
@@ -33,6 +34,7 @@ Z_MAX = 5.0
 
 TEMPERATURES = (1.0, 0.1, 0.01)
 KERNEL = dict(step_size=0.3, num_steps=5, mass=1.0, friction=1.0)
+HAND = dict(KERNEL, **HAND_TUNED)
 
 # Two independent targets in one run: site "x1" holds 64 replicas of the 1-D
 # N(0.5, 1), site "x10" holds 16 replicas of the 10-D anisotropic Gaussian.
@@ -63,7 +65,7 @@ def test_posterior_tempering_stationary_moments(backend, temperature):
     standard errors from the ESS over the replica chains.
     """
     seed = TEMPERATURES.index(temperature)  # independent runs per temperature
-    draws, stats = sample_gaussian(backend, MU, VAR, dict(KERNEL, temperature=temperature),
+    draws, stats = sample_gaussian(backend, MU, VAR, dict(HAND, temperature=temperature),
                                    num_samples=800, num_warmup=20, seed=seed)
     assert not stats["diverging"].any()
     for site in MU:
@@ -92,7 +94,7 @@ def test_likelihood_tempering_conjugate_posterior(backend, temperature):
     it exceeds the analytic variance by 0.2-1.6 %).
     """
     y = conjugate_data()
-    kernel = dict(step_size=0.1, num_steps=10, mass=1.0, friction=1.0)  # ε ω ≈ 0.25
+    kernel = dict(step_size=0.1, num_steps=10, mass=1.0, friction=1.0, **HAND_TUNED)  # ε ω ≈ 0.25
     x, _ = sample_conjugate(backend, dict(kernel, temperature=temperature, tempering="likelihood"),
                             num_samples=300, num_warmup=30, seed=2)
     mean_true, var_true = conjugate_posterior(y, **CONJUGATE, temperature=temperature, tempering="likelihood")

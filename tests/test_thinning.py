@@ -5,7 +5,7 @@ true if any of the ``k`` draws diverged."""
 
 import numpy as np
 import pytest
-from targets import as_array
+from targets import HAND_TUNED, as_array
 
 from ppl_kernels import runner, schedules
 from ppl_kernels._host import get_draws, get_stats
@@ -20,9 +20,9 @@ EDGE2 = 100.0  # U is NaN where ‖θ‖² > EDGE2
 # the chain with a fresh momentum (0 at T = 0); the friction damps each stable draw,
 # so the restarted chain never drifts out of the ball on a stable draw.
 DETERMINISTIC = dict(step_size=schedules.cyclical(3.0, cycle_length=2, explore_fraction=0.0), num_steps=10,
-                     temperature=0.0, friction=0.1)
+                     temperature=0.0, friction=0.1, **HAND_TUNED)
 # Stochastic: a noisy chain on a Gaussian, with momentum resampling.
-STOCHASTIC = dict(step_size=0.1, num_steps=5, temperature=1.0, resample_scale=1.0)
+STOCHASTIC = dict(step_size=0.1, num_steps=5, temperature=1.0, resample_scale=1.0, **HAND_TUNED)
 
 
 def _potential(backend):

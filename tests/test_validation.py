@@ -218,10 +218,16 @@ def test_unstable_friction_step_is_refused_at_construction():
     """``ε γC/(αM) ≥ 2`` flips the momentum's damping: refused before any draw, per site."""
     from ppl_kernels.config import SGHMCConfig
 
+    fixed = dict(adapt_mass_matrix=False)  # friction is C itself
     with pytest.raises(ValueError, match="must be < 2 for a stable integrator, got 2.5"):
-        SGHMCConfig(step_size=0.5, friction={"w": np.array([1.0, 5.0])})
+        SGHMCConfig(step_size=0.5, friction={"w": np.array([1.0, 5.0])}, **fixed)
     with pytest.raises(ValueError, match="got 2"):
-        SGHMCConfig(step_size=1.0, friction=4.0, boost=2.0)
+        SGHMCConfig(step_size=1.0, friction=4.0, boost=2.0, **fixed)
     # the ratio is taken coordinate by coordinate, and boost / friction_scale act on it
-    assert SGHMCConfig(step_size=0.5, friction={"w": np.array([1.0, 6.0])}, mass={"w": np.array([1.0, 2.0])})
-    assert SGHMCConfig(step_size=1.0, friction=4.0, friction_scale=0.25)
+    assert SGHMCConfig(step_size=0.5, friction={"w": np.array([1.0, 6.0])}, mass={"w": np.array([1.0, 2.0])}, **fixed)
+    assert SGHMCConfig(step_size=1.0, friction=4.0, friction_scale=0.25, **fixed)
+    # with the mass adapted, friction is a factor on critical damping, C = 2 · friction · M,
+    # whatever the mass: a = 2 ε γ friction / α
+    with pytest.raises(ValueError, match="got 2.4"):
+        SGHMCConfig(step_size=0.3, friction=4.0, mass=100.0)
+    assert SGHMCConfig(step_size=0.3, friction=3.0, mass=0.01)

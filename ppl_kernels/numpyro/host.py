@@ -24,7 +24,8 @@ from . import epochs, model
 from .kernel import SGHMC
 
 __all__ = [
-    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
+    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "adaptation", "model_arguments",
+    "run_lengths",
     "sample", "find_subsample_plates", "Evaluator", "record_steps",
 ]
 
@@ -54,6 +55,13 @@ def statistics(mcmc) -> dict[str, np.ndarray]:
     """The per-draw statistics, ``{name: array (chain, draw)}`` (the kernel's default fields)."""
     fields = mcmc.get_extra_fields(group_by_chain=True)
     return {name: np.asarray(fields[name]) for name in STAT_FIELDS}
+
+
+def adaptation(mcmc) -> list:
+    """Per chain, the kernel's :meth:`~ppl_kernels.numpyro.SGHMC.adapted` values at the
+    end of the run (from ``mcmc.last_state``)."""
+    out = mcmc.sampler.adapted(mcmc.last_state)
+    return out if isinstance(out, list) else [out]
 
 
 def model_arguments(mcmc):

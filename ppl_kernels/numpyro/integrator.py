@@ -22,13 +22,14 @@ import numpy as np
 from jax import lax, random
 from jax.flatten_util import ravel_pytree
 
-from .. import dynamics
+from .. import adaptation, dynamics
 from ..config import STAT_FIELDS, DrawNoise, resolve_site_values
 from . import epochs
 
-__all__ = ["SGHMCState", "Static", "Layout", "make_static", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]
+__all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]
 
-SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "rng_key"])
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "adapt",
+                                       "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
 - **i** - draw index (warmup and sampling together), drives the schedules.
@@ -39,25 +40,34 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 - the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.numpyro.epochs`).
+- **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
+  (the adapted step factor, mass and friction are read from it after warmup too).
 - **rng_key** - the random key of every later draw.
 """
 
-Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "value_and_grad"])
+Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "plan",
+                               "value_and_grad"])
 Static.__doc__ = """What a draw needs besides the state; fixed for a run.
 
-``inv_mass``, ``friction`` and ``mass`` are the effective coefficients of the
-flat vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on
-every coordinate, else a flat array); ``dim`` the number of coordinates (1 for a
-model with no latent site, whose per-coordinate statistics are then 0);
+``inv_mass``, ``friction`` and ``mass`` are the given coefficients of the flat
+vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on every
+coordinate, else a flat array), used as they are when nothing adapts; ``dim`` the
+number of coordinates (1 for a model with no latent site, whose per-coordinate
+statistics are then 0); ``plan`` the warmup adaptation's
+:class:`~ppl_kernels.adaptation.AdaptPlan`;
 ``value_and_grad(z_flat, indices, args, kwargs) -> (Ũ, lp, ∇Ũ flat)``."""
+
+#: The array operations of :mod:`ppl_kernels.adaptation`.
+OPS = adaptation.Ops(xp=jnp, set_at=lambda a, k, v: a.at[k].set(v),
+                     zeros=lambda shape, like: jnp.zeros(shape, jnp.result_type(like)))
 
 
 class Layout:
     """Sites ↔ one flat vector (:func:`jax.flatten_util.ravel_pytree` of an example state)."""
 
     def __init__(self, z: dict):
-        self.names = list(z)
-        self.shapes = {k: tuple(jnp.shape(v)) for k, v in z.items()}
+        self.names = sorted(z)  # the order in which a dict's leaves are ravelled
+        self.shapes = {k: tuple(jnp.shape(z[k])) for k in self.names}
         self.size = sum(int(np.prod(s)) for s in self.shapes.values())
         self._unravel = ravel_pytree(z)[1]
 
@@ -68,14 +78,18 @@ class Layout:
         return self._unravel(flat)
 
 
-def make_static(cfg, parts, z: dict, plates) -> Static:
+def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0) -> Static:
     """The static part of a run from the config, the potential ``parts(z, indices,
     args, kwargs) -> (Ũ, lp)`` of :func:`ppl_kernels.numpyro.model.potential` (or a
-    ``potential_fn``'s) and one chain's unconstrained example ``z``."""
+    ``potential_fn``'s), one chain's unconstrained example ``z`` and the number of
+    warmup samples (the adaptation runs over their ``num_warmup · thinning`` draws)."""
     layout = Layout(z)
     mass = resolve_site_values("mass", cfg.mass, layout.shapes)
-    friction = resolve_site_values("friction", cfg.friction, layout.shapes)
+    factor = resolve_site_values("friction", cfg.friction, layout.shapes)
+    friction = dynamics.base_friction(factor, mass, cfg.adapt_mass_matrix)
     inv_mass, fric = dynamics.effective_coefficients(mass, friction, cfg.boost, cfg.friction_scale)
+    plan = adaptation.make_plan(cfg, num_warmup * cfg.thinning, dynamics.flat_coefficient(factor, layout.shapes),
+                                layout.size, plates)
 
     def flat_parts(z_flat, indices, model_args, model_kwargs):
         return parts(layout.unflatten(z_flat), indices, model_args, model_kwargs)
@@ -88,7 +102,7 @@ def make_static(cfg, parts, z: dict, plates) -> Static:
 
     # numpy constants, not jnp: set-up may run under a trace (pmap)
     coefficients = [dynamics.flat_coefficient(c, layout.shapes) for c in (inv_mass, fric, mass)]
-    return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), value_and_grad)
+    return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), plan, value_and_grad)
 
 
 def _normal(key, like):
@@ -102,14 +116,23 @@ def _finite(*values):
     return ok
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, key) -> SGHMCState:
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, adapt, key) -> SGHMCState:
     lay, dtype = static.layout, jnp.result_type(float)
-    stats = dynamics.draw_statistics(z, r, grad, static.inv_mass, static.dim)
+    inv_mass = _coefficients(static, adapt)[1]
+    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
-        diverging=jnp.asarray(diverging), epochs=epochs_, rng_key=key,
+        diverging=jnp.asarray(diverging), epochs=epochs_, adapt=adapt, rng_key=key,
     )
+
+
+def _coefficients(static, adapt):
+    """``(step factor, 1/M', C', M, noise rate)`` of the next draw: the adaptation's, else
+    the given ones (:func:`ppl_kernels.adaptation.coefficients`)."""
+    if adaptation.adapts(static.plan):
+        return adaptation.coefficients(static.plan, OPS.xp, adapt)
+    return 1.0, static.inv_mass, static.friction, static.mass, 0.0
 
 
 def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=None) -> SGHMCState:
@@ -122,10 +145,12 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
     z_flat = static.layout.flatten(z)
     u, lp, grad = static.value_and_grad(z_flat, idx, model_args, model_kwargs or {})
-    r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, static.mass)
+    adapt = adaptation.init_state(static.plan, OPS, static.mass + jnp.zeros_like(z_flat))
+    factor, _, _, mass, _ = _coefficients(static, adapt)
+    r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0, jnp)
-    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, eps, beta, 0, False,
-                  epochs.join(bases, counters), key)
+    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False,
+                  epochs.join(bases, counters), adapt, key)
 
 
 def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
@@ -138,10 +163,12 @@ def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, 
     counters change (the statistics and ``i`` are :func:`sghmc_draw`'s).
     """
     lay = static.layout
+    _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
     bases, counters = epochs.split(state.epochs)
     z, r, grad, u, lp, counters = dynamics.integrator_step(
-        static, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad), bases, counters,
-        step_size, noise_temperature, xi, renew, model_args, model_kwargs or {})
+        static, inv_mass, friction, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r),
+        lay.flatten(state.grad), bases, counters, step_size, noise_temperature, xi, renew, model_args,
+        model_kwargs or {})
     return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
                           epochs=epochs.join(bases, counters))
 
@@ -156,16 +183,19 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     ``noise`` (tests) gives the draw's random inputs instead of drawing them
     (:class:`ppl_kernels.config.DrawNoise`).
     """
-    cfg, lay = static.cfg, static.layout
+    cfg, lay, plan = static.cfg, static.layout, static.plan
     model_kwargs = model_kwargs or {}
     noise = noise or DrawNoise()
     k = state.i
     eps, beta, phase, noise_t = cfg.draw_settings(k, jnp)
+    factor, inv_mass, friction, mass, _ = _coefficients(static, state.adapt)
+    eps = factor * eps
     key, key_res, key_loop, key_b, key_div = random.split(state.rng_key, 5)
     z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
     if cfg.resample_scale is not None:
         xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
-        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, static.mass), g0, eps)
+        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, mass), g0, eps)
+    r0 = r
     bases, counters = epochs.split(state.epochs)
 
     def step(carry, xs):
@@ -175,25 +205,77 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
             xi = _normal(key_xi, r) if cfg.injects_noise else 0.0
         else:
             xi = lay.flatten(xi)
-        out = dynamics.integrator_step(static, epochs.next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew,
-                                       model_args, model_kwargs)
-        return out, None
+        z, r, grad, u, lp, counters = dynamics.integrator_step(
+            static, inv_mass, friction, epochs.next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew,
+            model_args, model_kwargs)
+        return (z, r, grad, u, lp, counters), None
 
     renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps) if noise.renew is None else noise.renew
     xs = (random.split(key_loop, cfg.num_steps), noise.steps, renew)
     init = (z0, r, g0, state.potential_energy, state.lp, counters)
     (z, r, grad, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
     diverging = ~_finite(z, r, u)
+    if adaptation.adapts(plan):
+        energy0 = state.potential_energy + 0.5 * (inv_mass * r0 * r0).sum()
+        energy = u + 0.5 * (inv_mass * r * r).sum()
+        diverging = diverging | adaptation.blown_up(plan, jnp, k, energy0, energy, static.dim)
 
     def keep(new, old):
         return jnp.where(diverging, old, new)
 
     # After a divergence the chain restarts from the draw's start with a fresh momentum from
     # its stationary law: the old momentum would only lead it back into the same region.
-    fresh = dynamics.resampled_momentum(_normal(key_div, r), cfg.boost * cfg.noise_temperature, static.mass)
+    fresh = dynamics.resampled_momentum(_normal(key_div, r), cfg.boost * cfg.noise_temperature, mass)
     z, r, grad = keep(z, z0), keep(r, fresh), keep(grad, g0)
     u, lp = keep(u, state.potential_energy), keep(lp, state.lp)
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), key)
+    adapt = state.adapt
+    if adaptation.adapts(plan):
+
+        def adapt_fn(args):
+            ad, counters = args
+            v = None if noise.probe is None else lay.flatten(noise.probe)
+            curvature, difference, counters = _probe(static, ad, z, grad, bases, counters, random.fold_in(key_div, 1),
+                                                     model_args, model_kwargs, v)
+            ad, momentum_factor = adaptation.update(plan, OPS, ad, k, z, eps, diverging, curvature, difference)
+            return ad, counters, momentum_factor
+
+        adapt, counters, momentum_factor = lax.cond(
+            k < plan.num_draws, adapt_fn, lambda args: (*args, jnp.ones_like(z)), (adapt, counters))
+        r = r * momentum_factor
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), adapt,
+                  key)
+
+
+def _probe(static, ad, z, grad, bases, counters, key, model_args, model_kwargs, v=None):
+    """The warmup's measurements at ``z``: a Hutchinson probe of the curvature (two
+    gradients on one fresh minibatch) and, with a subsampled plate, the difference of
+    two minibatch gradients (``grad``, the last step's, and the fresh one).
+    ``v`` (tests) is the probe's Rademacher vector instead of a drawn one.
+    Returns ``(curvature, difference or None, counters)``."""
+    plan = static.plan
+    key_b, key_v = random.split(key)
+    curvature = difference = None
+    if plan.adapt_mass or (plan.adapt_step and static.plates):
+        renew = {n: (a[0], o[0]) for n, (a, o) in epochs.renew_draws(static.plates, key_b, 1).items()}
+        idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+        grad_b = static.value_and_grad(z, idx, model_args, model_kwargs)[2] if static.plates else grad
+        if static.plates and plan.adapt_step:
+            difference = grad - grad_b
+        if plan.adapt_mass:
+            if v is None:
+                v = random.rademacher(key_v, jnp.shape(z), jnp.result_type(z))
+            grad_plus = static.value_and_grad(z + adaptation.probe_offset(ad, v), idx, model_args, model_kwargs)[2]
+            curvature = adaptation.curvature_probe(ad, v, grad_plus, grad_b)
+    return curvature, difference, counters
+
+
+def adapted(static: Static, state: SGHMCState) -> dict:
+    """The adapted (or, without adaptation, the given) step size, mass, friction and
+    gradient-noise estimate of one chain's state, per site, with the warmup trace
+    (:func:`ppl_kernels.adaptation.by_site`; numpy arrays)."""
+    values = adaptation.summary(static.plan, OPS.xp, state.adapt)
+    values = {k: np.asarray(v) for k, v in values.items()}
+    return adaptation.by_site(values, static.layout.shapes)
 
 
 def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:

@@ -32,7 +32,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         example="""\
     >>> from numpyro.infer import MCMC
     >>> from ppl_kernels.numpyro import SGHMC
-    >>> mcmc = MCMC(SGHMC(model, step_size=1e-3), num_warmup=500, num_samples=1000)  # doctest: +SKIP
+    >>> mcmc = MCMC(SGHMC(model), num_warmup=500, num_samples=1000)  # doctest: +SKIP
     >>> mcmc.run(jax.random.PRNGKey(0), X, y)  # doctest: +SKIP
     >>> mcmc.get_extra_fields()["theta_sq_norm"]  # doctest: +SKIP""",
     )
@@ -51,7 +51,7 @@ class SGHMC(KernelArguments, MCMCKernel):
     def get_diagnostics_str(self, state):
         return "|θ|²={:.3g}, T_kin={:.3g}".format(float(state.theta_sq_norm), float(state.kinetic_temperature))
 
-    def _setup(self, rng_key, model_args, model_kwargs, init_params):
+    def _setup(self, rng_key, num_warmup, model_args, model_kwargs, init_params):
         cfg = self.config
         if self.model is not None:
             self.plates = _m.find_subsample_plates(self.model, model_args, model_kwargs)
@@ -63,14 +63,15 @@ class SGHMC(KernelArguments, MCMCKernel):
             one_chain = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
             _m.check_plates_used(parts, one_chain, self.plates, model_args, model_kwargs)
         else:
-            potential_fn = self.potential_fn
+            potential_fn, init_params, unflatten = self.potential_fn, *_as_sites(init_params)
+            self._postprocess = (lambda *args, **kwargs: unflatten) if unflatten is not None else None
 
             def parts(z, indices, model_args, model_kwargs):
-                u = potential_fn(z)
+                u = potential_fn(z if unflatten is None else unflatten(z))
                 return u, -u
 
         z_example = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
-        self.static = integrator.make_static(cfg, parts, z_example, self.plates)
+        self.static = integrator.make_static(cfg, parts, z_example, self.plates, num_warmup)
         return init_params
 
     def _initial_params(self, rng_key, model_args, model_kwargs, sites):
@@ -84,7 +85,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         return one(rng_key) if is_prng_key(rng_key) else jax.vmap(one)(rng_key)
 
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
-        model_kwargs = model_kwargs or {}
+        model_args, model_kwargs = _device_arrays((model_args, model_kwargs or {}))
         if self.potential_fn is not None and init_params is None:
             raise ValueError("init_params must be given with potential_fn")
         vectorized = not is_prng_key(rng_key)
@@ -92,7 +93,7 @@ class SGHMC(KernelArguments, MCMCKernel):
             key_init, rng_key = jax.numpy.swapaxes(jax.vmap(random.split)(rng_key), 0, 1)
         else:
             key_init, rng_key = random.split(rng_key)
-        init_params = self._setup(key_init, model_args, model_kwargs, init_params)
+        init_params = self._setup(key_init, num_warmup, model_args, model_kwargs, init_params)
         static = self.static
 
         def init_fn(z, key):
@@ -137,14 +138,29 @@ class SGHMC(KernelArguments, MCMCKernel):
 
         return make
 
+    def adapted(self, state):
+        """The step size, mass and friction the chain samples with (adapted during warmup,
+        else as given), per site, with the gradient-noise estimate and the warmup trace
+        (:func:`ppl_kernels.numpyro.integrator.adapted`), from a state such as
+        ``mcmc.last_state``; a list, one per chain, for the state of several chains."""
+        if self.static is None:
+            raise RuntimeError("the kernel has not been set up: run MCMC first")
+        if jax.numpy.ndim(state.i) == 0:
+            return integrator.adapted(self.static, state)
+        return [integrator.adapted(self.static, jax.tree.map(lambda x, c=c: x[c], state))
+                for c in range(jax.numpy.shape(state.i)[0])]
+
     def postprocess_fn(self, model_args, model_kwargs):
         if self._postprocess is None:
             return lambda z: z
+        model_args, model_kwargs = _device_arrays((model_args, model_kwargs))
         return self._postprocess(*model_args, **model_kwargs)
 
     def sample(self, state, model_args, model_kwargs):
         if self._sample_fn is None:
             raise RuntimeError("init must be called before sample")
+        # (under MCMC's jit this runs once, at trace time)
+        model_args, model_kwargs = _device_arrays((model_args, model_kwargs))
         return self._sample_fn(state, model_args, model_kwargs)
 
     def __getstate__(self):
@@ -153,3 +169,24 @@ class SGHMC(KernelArguments, MCMCKernel):
         d["static"] = None
         d["_postprocess"] = None
         return d
+
+
+def _device_arrays(tree):
+    """NumPy arrays in the model's arguments as JAX arrays: a subsampled plate indexes its
+    data with traced indices (``X[idx]``), which a NumPy array refuses."""
+    return jax.tree.map(lambda x: jax.numpy.asarray(x) if isinstance(x, np.ndarray) else x, tree)
+
+
+def _as_sites(params):
+    """``potential_fn`` parameters as the kernel's dict of sites: a dict as it is, any other
+    pytree (an array, a tuple, ...) as its leaves ``params`` (one leaf) or ``params_0``,
+    ``params_1``, ...; returns ``(sites, unflatten)``, ``unflatten`` ``None`` for a dict."""
+    if isinstance(params, dict):
+        return params, None
+    leaves, treedef = jax.tree.flatten(params)
+    names = ["params"] if len(leaves) == 1 else [f"params_{i}" for i in range(len(leaves))]
+
+    def unflatten(z):
+        return jax.tree.unflatten(treedef, [z[n] for n in names])
+
+    return dict(zip(names, leaves)), unflatten

@@ -22,7 +22,8 @@ from . import epochs, model
 from .kernel import SGHMC
 
 __all__ = [
-    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "model_arguments", "run_lengths",
+    "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "adaptation", "model_arguments",
+    "run_lengths",
     "sample", "find_subsample_plates", "Evaluator", "record_steps",
 ]
 
@@ -57,6 +58,12 @@ def statistics(mcmc) -> dict[str, np.ndarray]:
     minutes for a large network.)"""
     per_chain = mcmc._diagnostics
     return {name: np.stack([np.asarray(d[name]) for d in per_chain]) for name in STAT_FIELDS}
+
+
+def adaptation(mcmc) -> list:
+    """Per chain, the kernel's :meth:`~ppl_kernels.pyro.SGHMC.adapted` values at the end of
+    the run (each chain's kernel returned them from ``diagnostics()``)."""
+    return [d["adaptation"] for d in mcmc._diagnostics]
 
 
 def model_arguments(mcmc):

@@ -23,16 +23,19 @@ from __future__ import annotations
 import warnings
 from collections import namedtuple
 
+import numpy as np
 import pyro
 import torch
 
-from .. import dynamics
+from .. import adaptation, dynamics
 from ..config import STAT_FIELDS, DrawNoise, resolve_site_values
 from . import epochs
 
-__all__ = ["SGHMCState", "Static", "Layout", "make_static", "sghmc_init", "sghmc_move", "sghmc_step", "sghmc_draw", "sghmc_sample"]
+__all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_move", "sghmc_step",
+           "sghmc_draw", "sghmc_sample"]
 
-SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "rng_key"])
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "adapt",
+                                       "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
 - **i** - draw index (warmup and sampling together), drives the schedules.
@@ -43,21 +46,36 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 - the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.pyro.epochs`).
+- **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
+  (the adapted step factor, mass and friction are read from it after warmup too).
 - **rng_key** - the state of the chain's :class:`torch.Generator` (a byte tensor),
   which every later draw continues.
 """
 
-Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "value_and_grad",
-                               "generator"])
+Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "plan",
+                               "value_and_grad", "generator"])
 Static.__doc__ = """What a draw needs besides the state; fixed for a run.
 
-``inv_mass``, ``friction`` and ``mass`` are the effective coefficients of the
-flat vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on
-every coordinate, else a flat tensor); ``dim`` the number of coordinates (1 for a
-model with no latent site, whose per-coordinate statistics are then 0);
+``inv_mass``, ``friction`` and ``mass`` are the given coefficients of the flat
+vector (``1/(αM)``, ``γC`` and the base ``M``: a float when the same on every
+coordinate, else a flat tensor), used as they are when nothing adapts; ``dim`` the
+number of coordinates (1 for a model with no latent site, whose per-coordinate
+statistics are then 0); ``plan`` the warmup adaptation's
+:class:`~ppl_kernels.adaptation.AdaptPlan`;
 ``value_and_grad(z_flat, indices, args, kwargs) -> (Ũ, lp, ∇Ũ flat)``; ``generator`` is a scratch
 :class:`torch.Generator` that each draw sets to the state's ``rng_key`` (the
 state, not the generator, carries the random stream)."""
+
+
+def _set_at(a, k, v):
+    a = a.clone()
+    a[k] = v
+    return a
+
+
+#: The array operations of :mod:`ppl_kernels.adaptation`.
+OPS = adaptation.Ops(xp=torch, set_at=_set_at,
+                     zeros=lambda shape, like: torch.zeros(shape, dtype=like.dtype, device=like.device))
 
 
 class Layout:
@@ -80,16 +98,20 @@ class Layout:
         return {k: p.view(self.shapes[k]) for k, p in zip(self.names, flat.split(self.numels))}
 
 
-def make_static(cfg, parts, z: dict, plates, *, jit_compile=False, ignore_jit_warnings=False,
+def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, *, jit_compile=False, ignore_jit_warnings=False,
                 model_args=(), model_kwargs=None) -> Static:
     """The static part of a run from the config, the potential ``parts(z, indices,
     args, kwargs) -> (Ũ, lp)`` of :func:`ppl_kernels.pyro.model.potential` (or a
-    ``potential_fn``'s) and the unconstrained initial ``z``.  With ``jit_compile``
-    the potential is traced at ``model_args`` / ``model_kwargs``."""
+    ``potential_fn``'s), the unconstrained initial ``z`` and the number of warmup
+    samples (the adaptation runs over their ``num_warmup · thinning`` draws).  With
+    ``jit_compile`` the potential is traced at ``model_args`` / ``model_kwargs``."""
     layout = Layout(z)
     mass = resolve_site_values("mass", cfg.mass, layout.shapes)
-    friction = resolve_site_values("friction", cfg.friction, layout.shapes)
+    factor = resolve_site_values("friction", cfg.friction, layout.shapes)
+    friction = dynamics.base_friction(factor, mass, cfg.adapt_mass_matrix)
     inv_mass, fric = dynamics.effective_coefficients(mass, friction, cfg.boost, cfg.friction_scale)
+    plan = adaptation.make_plan(cfg, num_warmup * cfg.thinning, dynamics.flat_coefficient(factor, layout.shapes),
+                                layout.size, plates)
     z0 = layout.flatten(z).detach()
 
     def flat_parts(z_flat, indices, model_args, model_kwargs):
@@ -98,12 +120,14 @@ def make_static(cfg, parts, z: dict, plates, *, jit_compile=False, ignore_jit_wa
     if jit_compile:
         flat_parts = _compiled(flat_parts, z0, plates, model_args, model_kwargs or {}, ignore_jit_warnings)
     generator = torch.Generator(device=z0.device)
-    def as_flat(per_site):
-        c = dynamics.flat_coefficient(per_site, layout.shapes)
+
+    def as_flat(c):
         return c if isinstance(c, float) else torch.as_tensor(c, dtype=z0.dtype, device=z0.device)
 
-    return Static(cfg, layout, as_flat(inv_mass), as_flat(fric), as_flat(mass), max(layout.size, 1), tuple(plates),
-                  _value_and_grad(flat_parts), generator)
+    coefficients = [as_flat(dynamics.flat_coefficient(c, layout.shapes)) for c in (inv_mass, fric, mass)]
+    plan = plan._replace(friction_factor=as_flat(plan.friction_factor))
+    return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), plan, _value_and_grad(flat_parts),
+                  generator)
 
 
 def _value_and_grad(flat_parts):
@@ -128,14 +152,23 @@ def _finite(*values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values)
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, key) -> SGHMCState:
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, adapt, key) -> SGHMCState:
     lay = static.layout
-    stats = dynamics.draw_statistics(z, r, grad, static.inv_mass, static.dim)
+    inv_mass = _coefficients(static, adapt)[1]
+    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
-        epochs=epochs_, rng_key=key,
+        epochs=epochs_, adapt=adapt, rng_key=key,
     )
+
+
+def _coefficients(static, adapt):
+    """``(step factor, 1/M', C', M, noise rate)`` of the next draw: the adaptation's, else
+    the given ones (:func:`ppl_kernels.adaptation.coefficients`)."""
+    if adaptation.adapts(static.plan):
+        return adaptation.coefficients(static.plan, OPS.xp, adapt)
+    return 1.0, static.inv_mass, static.friction, static.mass, 0.0
 
 
 def _next_gradient(static, z_flat, bases, counters, model_args, model_kwargs):
@@ -157,9 +190,12 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     bases, counters = epochs.split(epochs.init_epochs(static.plates, g))
     z_flat = static.layout.flatten(z).detach()
     u, lp, grad, counters = _next_gradient(static, z_flat, bases, counters, model_args, model_kwargs)
-    r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, static.mass)
+    adapt = adaptation.init_state(static.plan, OPS, static.mass + torch.zeros_like(z_flat))
+    factor, _, _, mass, _ = _coefficients(static, adapt)
+    r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0)
-    return _state(static, 0, z_flat, r, grad, u, lp, eps, beta, 0, False, epochs.join(bases, counters), g.get_state())
+    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, epochs.join(bases, counters), adapt,
+                  g.get_state())
 
 
 def sghmc_move(static: Static, state: SGHMCState, z: dict, model_args=(), model_kwargs=None) -> SGHMCState:
@@ -185,10 +221,12 @@ def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, 
     counters change (the statistics and ``i`` are :func:`sghmc_draw`'s).
     """
     lay = static.layout
+    _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
     bases, counters = epochs.split(state.epochs)
     z, r, grad, u, lp, counters = dynamics.integrator_step(
-        static, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad), bases, counters,
-        step_size, noise_temperature, xi, renew, model_args, model_kwargs or {})
+        static, inv_mass, friction, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r),
+        lay.flatten(state.grad), bases, counters, step_size, noise_temperature, xi, renew, model_args,
+        model_kwargs or {})
     return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
                           epochs=epochs.join(bases, counters))
 
@@ -203,16 +241,19 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     ``noise`` (tests) gives the draw's random inputs instead of drawing them
     (:class:`ppl_kernels.config.DrawNoise`).
     """
-    cfg, lay, g = static.cfg, static.layout, static.generator
+    cfg, lay, g, plan = static.cfg, static.layout, static.generator, static.plan
     model_kwargs = model_kwargs or {}
     noise = noise or DrawNoise()
     k = state.i
     eps, beta, phase, noise_t = cfg.draw_settings(k)
+    factor, inv_mass, friction, mass, _ = _coefficients(static, state.adapt)
+    eps = factor * eps
     g.set_state(state.rng_key)
     z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
     if cfg.resample_scale is not None:
         xi = _normal(g, r) if noise.resample is None else lay.flatten(noise.resample)
-        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, static.mass), g0, eps)
+        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, mass), g0, eps)
+    r0 = r
     bases, counters = epochs.split(state.epochs)
     renew = epochs.renew_draws(static.plates, g, cfg.num_steps) if noise.renew is None else noise.renew
     z, grad, u, lp = z0, g0, state.potential_energy, state.lp
@@ -222,16 +263,58 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         else:
             xi = lay.flatten({k_: v[j] for k_, v in noise.steps.items()})
         renew_j = {name: (a[j], o[j]) for name, (a, o) in renew.items()}
-        z, r, grad, u, lp, counters = dynamics.integrator_step(static, epochs.next_batch, z, r, grad, bases, counters,
-                                                               eps, noise_t, xi, renew_j, model_args, model_kwargs)
+        z, r, grad, u, lp, counters = dynamics.integrator_step(
+            static, inv_mass, friction, epochs.next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew_j,
+            model_args, model_kwargs)
     diverging = not _finite(z, r, u)
+    if not diverging and adaptation.adapts(plan) and k < plan.num_draws:
+        energy0 = state.potential_energy + 0.5 * (inv_mass * r0 * r0).sum()
+        energy = u + 0.5 * (inv_mass * r * r).sum()
+        diverging = bool(adaptation.blown_up(plan, torch, k, energy0, energy, static.dim))
     if diverging:
         # The chain restarts from the draw's start with a fresh momentum from its stationary
         # law: the old momentum would only lead it back into the same region.
-        fresh = dynamics.resampled_momentum(_normal(g, z0), cfg.boost * cfg.noise_temperature, static.mass)
+        fresh = dynamics.resampled_momentum(_normal(g, z0), cfg.boost * cfg.noise_temperature, mass)
         z, r, grad, u, lp = z0, fresh, g0, state.potential_energy, state.lp
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters),
+    adapt = state.adapt
+    if adaptation.adapts(plan) and k < plan.num_draws:
+        v = None if noise.probe is None else lay.flatten(noise.probe)
+        curvature, difference, counters = _probe(static, adapt, z, grad, bases, counters, model_args, model_kwargs, v)
+        adapt, momentum_factor = adaptation.update(plan, OPS, adapt, k, z, eps, diverging, curvature, difference)
+        r = r * momentum_factor
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), adapt,
                   g.get_state())
+
+
+def _probe(static, ad, z, grad, bases, counters, model_args, model_kwargs, v=None):
+    """The warmup's measurements at ``z``: a Hutchinson probe of the curvature (two
+    gradients on one fresh minibatch) and, with a subsampled plate, the difference of
+    two minibatch gradients (``grad``, the last step's, and the fresh one).
+    ``v`` (tests) is the probe's Rademacher vector instead of a drawn one.
+    Returns ``(curvature, difference or None, counters)``."""
+    plan, g = static.plan, static.generator
+    curvature = difference = None
+    if plan.adapt_mass or (plan.adapt_step and static.plates):
+        renew = {n: (a[0], o[0]) for n, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
+        idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+        grad_b = static.value_and_grad(z, idx, model_args, model_kwargs)[2] if static.plates else grad
+        if static.plates and plan.adapt_step:
+            difference = grad - grad_b
+        if plan.adapt_mass:
+            if v is None:
+                v = 2.0 * torch.randint(0, 2, z.shape, generator=g, device=z.device).to(z.dtype) - 1.0
+            grad_plus = static.value_and_grad(z + adaptation.probe_offset(ad, v), idx, model_args, model_kwargs)[2]
+            curvature = adaptation.curvature_probe(ad, v, grad_plus, grad_b)
+    return curvature, difference, counters
+
+
+def adapted(static: Static, state: SGHMCState) -> dict:
+    """The adapted (or, without adaptation, the given) step size, mass, friction and
+    gradient-noise estimate of one chain's state, per site, with the warmup trace
+    (:func:`ppl_kernels.adaptation.by_site`; numpy arrays)."""
+    values = adaptation.summary(static.plan, OPS.xp, state.adapt)
+    values = {k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for k, v in values.items()}
+    return adaptation.by_site(values, static.layout.shapes)
 
 
 def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:

@@ -59,7 +59,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         example="""\
     >>> from pyro.infer import MCMC
     >>> from ppl_kernels.pyro import SGHMC
-    >>> mcmc = MCMC(SGHMC(model, step_size=1e-3), num_samples=1000, warmup_steps=500)  # doctest: +SKIP
+    >>> mcmc = MCMC(SGHMC(model), num_samples=1000, warmup_steps=500)  # doctest: +SKIP
     >>> mcmc.run(X, y)  # doctest: +SKIP
     >>> mcmc.diagnostics()["theta_sq_norm"]  # doctest: +SKIP""",
     )
@@ -73,6 +73,7 @@ class SGHMC(KernelArguments, MCMCKernel):
 
     def _reset(self):
         self.static = None
+        self._last_static = None
         self.state = None
         self._args, self._kwargs = (), {}
         self._warmup_steps = 0
@@ -113,7 +114,7 @@ class SGHMC(KernelArguments, MCMCKernel):
                 return u, -u
 
         z0 = {k: v.detach() for k, v in self._initial_params.items()}
-        self.static = integrator.make_static(cfg, parts, z0, self.plates, jit_compile=self.jit_compile,
+        self.static = integrator.make_static(cfg, parts, z0, self.plates, warmup_steps, jit_compile=self.jit_compile,
                                              ignore_jit_warnings=self.ignore_jit_warnings,
                                              model_args=args, model_kwargs=kwargs)
         # The chain's own random stream, seeded from the global one (pyro.set_rng_seed controls it).
@@ -151,7 +152,19 @@ class SGHMC(KernelArguments, MCMCKernel):
         plus ``divergences`` (indices of diverging draws, as :class:`pyro.infer.HMC`)."""
         out = {name: torch.tensor(self._stats[name], dtype=_DTYPES[kind]) for name, kind in STAT_FIELDS.items()}
         out["divergences"] = [i for i, d in enumerate(self._stats["diverging"]) if d]
+        if self.state is not None:
+            out["adaptation"] = self.adapted()
         return out
+
+    def adapted(self, state=None) -> dict:
+        """The step size, mass and friction the chain samples with (adapted during warmup,
+        else as given), per site, with the gradient-noise estimate and the warmup trace
+        (:func:`ppl_kernels.pyro.integrator.adapted`).  ``state`` defaults to the chain's
+        current one."""
+        state = self.state if state is None else state
+        if state is None:
+            raise RuntimeError("the kernel has not been set up: run MCMC first")
+        return integrator.adapted(self.static or self._last_static, state)
 
     def clear_cache(self):
         """Nothing is cached between draws outside the state (Pyro's test suites call this)."""
@@ -159,11 +172,13 @@ class SGHMC(KernelArguments, MCMCKernel):
     def cleanup(self):
         # As Pyro's HMC: the next chain of a sequential run draws its own initial point
         # (Pyro's MCMC sets a user's initial_params again before each chain's setup).
+        self._last_static = self.static  # adapted() still reads the finished chain
         self.static = None
         self._initial_params = None
 
     def __getstate__(self):
         d = self.__dict__.copy()
         d["static"] = None
+        d["_last_static"] = None
         d["state"] = None
         return d

@@ -1,0 +1,392 @@
+"""The warmup adaptation, written once for both kernels.
+
+During the warmup draws each chain tunes three things from what it samples
+(``docs/warmup.rst``):
+
+- **mass**: a diagonal ``M = E[∂ᵢ²Ũ]`` per coordinate, the potential's mean
+  curvature over each of Stan's doubling windows, measured by Hutchinson probes
+  (``vᵢ (∇Ũ_B(θ + h v) − ∇Ũ_B(θ))ᵢ / hᵢ`` with Rademacher ``v`` and both
+  gradients on the same minibatch ``B``, so the minibatch noise cancels), so
+  that every coordinate oscillates at about unit frequency (whitened units).
+  Unlike ``T / Var θ`` the curvature does not depend on how far the chain has
+  explored, nor on how hot it runs; where it is not positive (a non-convex
+  region) the window's ``T / Var θ`` is used;
+- **friction**: ``C = 2 · friction · M``, critical damping of a unit-frequency
+  oscillator times the dimensionless ``friction`` factor;
+- **step size**: in whitened units a fixed :data:`WHITENED_STEP` (a Gaussian's
+  Var θ is then biased by ~2 %), halved by every diverging draw, and, for
+  models with a subsampled plate, capped by :func:`noise_limited_step` so that
+  the minibatch-gradient noise, estimated from pairs of gradients at the same θ
+  (``V̂ = E (g_a − g_b)² / 2``), heats Var θ by at most :data:`NOISE_HEATING`.
+
+After the last warmup draw the values are frozen; α, γ and β act on top of
+them (``M' = α M``, ``C' = γ C``, resampling ``N(0, β M)``).
+
+The functions are pure arithmetic over an :data:`AdaptState` of arrays, with
+the array namespace ``ops.xp`` (``torch`` for Pyro, ``jax.numpy`` for NumPyro),
+so both backends run exactly the same estimators on the same schedule.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from . import schedules as _sched
+
+__all__ = [
+    "AdaptPlan",
+    "AdaptState",
+    "Ops",
+    "WHITENED_STEP",
+    "NOISE_HEATING",
+    "noise_limited_step",
+    "noise_estimate",
+    "blown_up",
+    "probe_offset",
+    "curvature_probe",
+    "HEATING_TOLERANCE",
+    "mass_windows",
+    "make_plan",
+    "init_state",
+    "coefficients",
+    "adapts",
+    "summary",
+    "by_site",
+    "kinetic_warning",
+    "update",
+]
+
+#: The step in whitened units (unit-frequency coordinates, critical damping) once the
+#: mass is adapted: a Gaussian's Var θ is then biased by ``ε²/(4 − 4ε)`` ≈ 2 %.
+WHITENED_STEP = 0.25
+#: The heating of Var θ by minibatch-gradient noise the step size allows (a fraction of T).
+NOISE_HEATING = 0.02
+#: The kinetic-temperature excess beyond which a sampling phase warns.
+HEATING_TOLERANCE = 0.05
+#: Energy growth within a warmup draw, relative to its scale, that counts as a divergence.
+BLOWUP = 100.0
+#: Size of the Hutchinson probe's displacement, in posterior scales ``1/√M``.
+PROBE = 1e-3
+#: Pseudo-count of the previous window's noise estimate in the current window's.
+NOISE_PRIOR = 10.0
+#: Largest friction step ``a = ε C'/M'`` the adapted step may take (a = 1 empties the
+#: momentum every step: the Langevin limit; a ≥ 2 is unstable).
+MAX_FRICTION_STEP = 1.0
+
+AdaptState = namedtuple(
+    "AdaptState",
+    ["step_ratio", "nominal", "mass", "friction", "count", "mean", "m2", "curvature", "noise_n", "noise_sum",
+     "noise_prev", "step_trace", "mass_trace"],
+)
+AdaptState.__doc__ = """Adaptation state of one chain (the same fields in both backends).
+
+- **step_ratio** - the shrink factor ρ ∈ (0, 1] of the step (halved by a divergence,
+  back to 1 after each mass window).
+- **nominal** - the factor that turns the step schedule into its nominal value
+  (1 until the first mass window, then ``WHITENED_STEP / max schedule``).
+- **mass**, **friction** - the base M and C per coordinate (flat).
+- **count**, **mean**, **m2** - Welford accumulators of θ over the current mass window.
+- **curvature** - the sum of the window's Hutchinson probes of ``∂ᵢ²Ũ``.
+- **noise_n**, **noise_sum** - the minibatch-gradient noise estimate of the current
+  window: the number of paired gradients and the per-coordinate sum of ``(g_a − g_b)² / 2``.
+- **noise_prev** - the previous windows' estimate, which the current one starts from.
+- **step_trace** - the step size of every warmup draw.
+- **mass_trace** - the mass after each mass window (row 0: the initial mass).
+"""
+
+
+class Ops(NamedTuple):
+    """What the arithmetic needs from a backend: the array namespace and ``set_at(a, k, v)``
+    (``a`` with entry ``k`` replaced by ``v``; a copy)."""
+
+    xp: Any
+    set_at: Callable
+    zeros: Callable  # zeros(shape, like): an array of like's dtype and device
+
+
+class AdaptPlan(NamedTuple):
+    """The fixed part of the adaptation for a run of ``num_draws`` adapting warmup draws
+    (0: nothing adapts)."""
+
+    num_draws: int
+    adapt_step: bool
+    adapt_mass: bool
+    relative_friction: bool  # adapt_mass_matrix: C = 2 · friction_factor · M
+    friction_factor: Any  # the given friction, flat or a float
+    mass_end: np.ndarray  # per warmup draw: a mass window ends after it
+    in_window: np.ndarray  # per warmup draw: it lies in a mass window
+    num_windows: int
+    epoch_batches: int  # minibatches per epoch of the subsampled plates (the largest; 0: none)
+    step_max: float  # the step schedule's largest value
+    noise_temperature: float
+    boost: float
+    friction_scale: float
+
+
+def mass_windows(num_draws: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25) -> list:
+    """Stan's slow windows ``[(start, end), ...]`` over ``num_draws`` warmup draws:
+    a fast initial buffer, windows doubling from ``base_window`` (the last one stretched
+    to the terminal buffer) and a fast terminal buffer.  Short warmups scale the
+    buffers to 15 % / 75 % / 10 % as Stan does; under 20 draws there is no window."""
+    if num_draws < 20:
+        return []
+    if init_buffer + base_window + term_buffer > num_draws:
+        init_buffer = int(0.15 * num_draws)
+        term_buffer = int(0.1 * num_draws)
+        base_window = num_draws - init_buffer - term_buffer
+    windows, start, size = [], init_buffer, base_window
+    end_slow = num_draws - term_buffer
+    while start < end_slow:
+        end = start + size
+        if end + 2 * size > end_slow:  # the next window would not fit: stretch this one
+            end = end_slow
+        windows.append((start, end))
+        start, size = end, 2 * size
+    return windows
+
+
+def make_plan(cfg, num_draws: int, friction_factor, dim: int, plates=()) -> AdaptPlan:
+    """The plan of a run from its config, its number of warmup draws (``num_warmup ·
+    thinning``), the flat ``friction``, the number of coordinates ``dim`` and the
+    subsampled plates."""
+    noise_t = cfg.noise_temperature
+    if dim == 0 or noise_t == 0:  # nothing to move, or T = 0: no temperature to measure or scale by
+        num_draws = 0
+    adapt_mass = bool(cfg.adapt_mass_matrix)
+    windows = mass_windows(num_draws) if adapt_mass else []
+    mass_end = np.zeros(max(num_draws, 1), bool)
+    in_window = np.zeros(max(num_draws, 1), bool)
+    for start, end in windows:
+        mass_end[end - 1] = True
+        in_window[start:end] = True
+    return AdaptPlan(int(num_draws), bool(cfg.adapt_step_size) and num_draws > 0, adapt_mass and num_draws > 0,
+                     adapt_mass, friction_factor, mass_end, in_window, len(windows),
+                     max([p.size // p.subsample_size for p in plates], default=0), _sched.schedule_max(cfg.step_size),
+                     noise_t, cfg.boost, cfg.friction_scale)
+
+
+def init_state(plan: AdaptPlan, ops: Ops, mass) -> AdaptState:
+    """The state before the first draw from the given base ``mass`` as a flat array."""
+    xp = ops.xp
+    friction = (2.0 * mass if plan.relative_friction else 0.0 * mass + 1.0) * plan.friction_factor
+    zero = 0.0 * mass.sum()
+    mass_trace = ops.set_at(ops.zeros((plan.num_windows + 1, mass.shape[0]), mass), 0, mass)
+    return AdaptState(
+        step_ratio=zero + 1.0, nominal=zero + 1.0, mass=mass, friction=friction, count=zero, mean=0.0 * mass,
+        m2=0.0 * mass, curvature=0.0 * mass, noise_n=zero, noise_sum=0.0 * mass, noise_prev=0.0 * mass,
+        step_trace=ops.zeros((max(plan.num_draws, 1),), mass), mass_trace=xp.asarray(mass_trace),
+    )
+
+
+def probe_offset(ad: AdaptState, v):
+    """The Hutchinson probe's displacement ``h ⊙ v`` for Rademacher ``v``: ``hᵢ`` is
+    :data:`PROBE` posterior scales ``1/√Mᵢ`` (small against the curvature's variation,
+    large against float32 round-off)."""
+    return PROBE * v / ad.mass ** 0.5
+
+
+def curvature_probe(ad: AdaptState, v, grad_plus, grad):
+    """``vᵢ (∇Ũ(θ + h v) − ∇Ũ(θ))ᵢ / hᵢ``, whose mean is ``∂ᵢ²Ũ`` (Hutchinson)."""
+    return v * (grad_plus - grad) * ad.mass ** 0.5 / PROBE
+
+
+def _maximum(xp, a, b):
+    return xp.where(a > b, a, b)
+
+
+def _minimum(xp, a, b):
+    return xp.where(a < b, a, b)
+
+
+def coefficients(plan: AdaptPlan, xp, ad: AdaptState):
+    """``(step factor, 1/M', C', M, noise rate)`` of the next draw.
+
+    The step of draw k is ``step factor · schedule(k)``: ``ρ`` times the smaller of the
+    nominal step and :func:`noise_limited_step`.  ``noise rate`` is ``V̂ / (2 C' T)`` per
+    coordinate, the momentum's heating by the gradient noise per unit step.
+    """
+    inv_mass, fric = 1.0 / (plan.boost * ad.mass), plan.friction_scale * ad.friction
+    rate = noise_estimate(xp, ad) / (2.0 * fric * plan.noise_temperature)
+    nominal = ad.nominal * plan.step_max
+    if plan.epoch_batches:
+        # the heating model holds in whitened units: only once a mass window has ended
+        worst = rate.max()
+        capped = _minimum(xp, nominal, noise_limited_step(xp, worst, plan.epoch_batches))
+        if not plan.adapt_mass:
+            step = capped
+        elif plan.num_windows:
+            step = xp.where(ad.mass_trace[1:].max() > 0.0, capped, nominal)
+        else:
+            step = nominal
+    else:
+        step = nominal
+    return ad.step_ratio * step / plan.step_max, inv_mass, fric, ad.mass, rate
+
+
+def noise_estimate(xp, ad: AdaptState):
+    """``V̂`` per coordinate: the current window's mean of ``(g_a − g_b)² / 2``, starting
+    from the previous windows' estimate with weight :data:`NOISE_PRIOR`."""
+    prior = where_positive(xp, ad.noise_prev, NOISE_PRIOR)
+    return (ad.noise_sum + prior * ad.noise_prev) / _maximum(xp, ad.noise_n + prior, 1.0)
+
+
+def where_positive(xp, values, weight):
+    """``weight`` if any of ``values`` is positive (an estimate exists), else 0."""
+    return xp.where(values.max() > 0.0, weight, 0.0) if values.shape[0] else 0.0 * weight
+
+
+def noise_limited_step(xp, rate, epoch_batches: int):
+    """The largest step whose estimated heating of θ by the minibatch noise,
+    ``ε · rate · min(1, K ε / 4)``, is :data:`NOISE_HEATING` (``K`` minibatches per epoch).
+
+    ``ε · rate = ε V̂ / (2 C' T)`` is the momentum's heating (independent noise).  Within an
+    epoch the minibatch noises sum to zero at fixed θ, so over θ's correlation time (about
+    one whitened time unit, ``1/ε`` steps) only the partial sums of the running epoch remain:
+    their variance is about ``K/6`` steps' worth instead of ``1/ε`` steps' (bounded here by
+    ``K ε / 4``).  Measured on a linear regression with ``K = 8``: Var θ heated by 12 %, 0.3 %
+    and 8 % where the momentum was heated by 43 %, 9 % and 90 % (``docs/warmup.rst``).
+    """
+    rate = _maximum(xp, rate, 1e-300)
+    linear = NOISE_HEATING / rate
+    quadratic = xp.sqrt(4.0 * NOISE_HEATING / (epoch_batches * rate))
+    return xp.where(quadratic * epoch_batches < 4.0, quadratic, linear)
+
+
+def blown_up(plan: AdaptPlan, xp, k, energy_start, energy_end, dim: int):
+    """Whether warmup draw ``k`` blew up: its energy ``Ũ + ½ rᵀM'⁻¹r`` grew by more than
+    :data:`BLOWUP` times ``|H_start| + d T``.  A step too large for the curvature grows the
+    energy geometrically before it overflows; a chain falling towards the typical set only
+    loses energy, and the minibatch noise of Ũ is of the order of ``|Ũ|``."""
+    scale = xp.abs(energy_start) + dim * plan.noise_temperature
+    return (k < plan.num_draws) & (energy_end - energy_start > BLOWUP * scale)
+
+
+def summary(plan: AdaptPlan, xp, ad: AdaptState) -> dict:
+    """The adapted values of one chain (backend arrays): ``step_size`` (the step the
+    schedule's largest value becomes), base ``mass`` and ``friction`` per coordinate, the
+    ``gradient_noise`` estimate V̂, and the warmup trace (``step_trace`` per warmup draw,
+    ``mass_trace`` per mass window, row 0 the initial mass)."""
+    factor = coefficients(plan, xp, ad)[0]
+    return {"step_size": factor * plan.step_max, "mass": ad.mass, "friction": ad.friction,
+            "gradient_noise": noise_estimate(xp, ad), "step_trace": ad.step_trace[:plan.num_draws],
+            "mass_trace": ad.mass_trace}
+
+
+def by_site(values: dict, shapes: dict) -> dict:
+    """:func:`summary`'s values (numpy) with the flat vectors split per site (``shapes``:
+    site -> unconstrained shape, in the flat vector's order); the mass trace keeps its
+    leading window axis."""
+    def split(flat, lead=()):
+        flat = np.asarray(flat)
+        out, start = {}, 0
+        for site, shape in shapes.items():
+            size = int(np.prod(shape))
+            out[site] = flat[..., start:start + size].reshape(lead + tuple(shape))
+            start += size
+        return out
+
+    out = {"step_size": float(values["step_size"]), "step_trace": np.asarray(values["step_trace"])}
+    for name in ("mass", "friction", "gradient_noise"):
+        out[name] = split(values[name])
+    trace = np.asarray(values["mass_trace"])
+    out["mass_trace"] = split(trace, trace.shape[:1])
+    return out
+
+
+def kinetic_warning(kinetic, expected, dim: int, *, level_z: float = 3.0):
+    """The warning for a sampling phase whose kinetic temperature misses its expected value
+    (``T / (1 − a/2)`` at the adapted values), or ``None``.
+
+    ``kinetic`` and ``expected`` are ``(chain, draw)``.  The ratio's mean must lie within
+    ``level_z`` standard errors (batch means, 20 batches per chain: the draws are
+    correlated) plus :data:`HEATING_TOLERANCE` of 1; a hot chain usually means a step too
+    large for the gradient noise or the curvature, a cold or hot one a chain that has
+    not converged.
+    """
+    ratio = np.asarray(kinetic, dtype=float) / np.asarray(expected, dtype=float)
+    if ratio.ndim != 2 or ratio.shape[1] < 40 or not np.all(np.isfinite(ratio)):
+        return None
+    n = ratio.shape[1] // 20
+    batches = ratio[:, : 20 * n].reshape(ratio.shape[0], 20, n).mean(-1).ravel()
+    mean = float(ratio.mean())
+    se = float(batches.std(ddof=1) / np.sqrt(batches.size))
+    if abs(mean - 1.0) <= level_z * se + HEATING_TOLERANCE:
+        return None
+    if mean > 1.0:
+        cause = ("the step is too large for the gradient noise or the curvature, or the chains had not converged: "
+                 "raise num_warmup, or give a smaller step_size")
+    else:
+        cause = "the chains had not converged (raise num_warmup)"
+    return (f"the kinetic temperature of the sampling phase is {mean:.3g} times its expected value "
+            f"(± {se:.2g}, d = {dim}), not 1 within the tolerance {HEATING_TOLERANCE}: {cause}")
+
+
+def adapts(plan: AdaptPlan) -> bool:
+    """Whether anything adapts (else the kernels use their fixed coefficients)."""
+    return plan.adapt_step or plan.adapt_mass
+
+
+def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curvature, grad_difference=None):
+    """The adaptation after warmup draw ``k`` (``k < plan.num_draws``).
+
+    ``z`` is the draw's flat θ, ``eps`` its step, ``diverging`` whether it diverged,
+    ``curvature`` a :func:`curvature_probe` at ``z`` and ``grad_difference`` (models with
+    a subsampled plate) ``g_a − g_b``, two minibatch gradients at ``z``.  Returns
+    ``(state, momentum factor)``: the momentum is multiplied by the factor
+    (``√(M_new / M_old)`` after a mass update, keeping its temperature).
+    """
+    xp = ops.xp
+    where = xp.where
+    ok = ~xp.asarray(diverging)
+    mass_end = xp.asarray(plan.mass_end)[k]
+    # the initial buffer's draws, far from the typical set, are not the posterior's
+    listening = xp.asarray(plan.in_window)[k] if plan.adapt_mass else ok
+    w = where(ok & listening, 1.0, 0.0)
+
+    step_ratio, noise_n, noise_sum, noise_prev = ad.step_ratio, ad.noise_n, ad.noise_sum, ad.noise_prev
+    if plan.adapt_step:
+        step_ratio = where(ok, step_ratio, 0.5 * step_ratio)
+        if grad_difference is not None:
+            noise_n = noise_n + w
+            noise_sum = noise_sum + w * 0.5 * where(ok, grad_difference, 0.0) ** 2
+
+    mass, friction, nominal, count, mean, m2 = ad.mass, ad.friction, ad.nominal, ad.count, ad.mean, ad.m2
+    curv = ad.curvature
+    factor = 0.0 * ad.mass + 1.0
+    mass_trace = ad.mass_trace
+    if plan.adapt_mass:
+        count = count + w
+        delta = z - mean
+        mean = mean + w * delta / _maximum(xp, count, 1.0)
+        m2 = m2 + w * delta * (z - mean)
+        curv = curv + w * where(ok, curvature, 0.0)
+        n = _maximum(xp, count, 2.0)
+        new_mass = curv / n
+        # a non-convex coordinate (mean curvature not positive): T / Var θ, as Stan's
+        fallback = plan.noise_temperature / _maximum(xp, m2 / (n - 1.0), 1e-300)
+        new_mass = where(new_mass > 0.0, new_mass, fallback)
+        new_mass = where(xp.isfinite(new_mass) & (new_mass > 0.0), new_mass, ad.mass)
+        at_end = mass_end & (count > 2.0)
+        mass = where(at_end, new_mass, ad.mass)
+        friction = where(at_end, 2.0 * plan.friction_factor * mass, ad.friction)
+        factor = where(at_end, xp.sqrt(mass / ad.mass), 1.0)
+        cap = MAX_FRICTION_STEP / (plan.friction_scale * friction / (plan.boost * mass)).max()
+        if plan.adapt_step:  # (else the given step stays, in whatever units the mass now makes)
+            nominal = where(at_end, _minimum(xp, xp.asarray(WHITENED_STEP, dtype=z.dtype), cap) / plan.step_max,
+                            nominal)
+            step_ratio = where(at_end, 1.0, step_ratio)
+        count, mean, m2, curv = (where(at_end, 0.0 * v, v) for v in (count, mean, m2, curv))
+        # the noise is re-estimated in each window, starting from the last window's estimate
+        estimate = noise_estimate(xp, ad._replace(noise_n=noise_n, noise_sum=noise_sum))
+        noise_prev = where(at_end & (noise_n > 0.0), estimate, noise_prev)
+        noise_n, noise_sum = where(at_end, 0.0, noise_n), where(at_end, 0.0 * noise_sum, noise_sum)
+        index = xp.asarray(np.cumsum(plan.mass_end))[k]  # row 0 holds the initial mass
+        mass_trace = where(at_end, ops.set_at(ad.mass_trace, index, mass), ad.mass_trace)
+    step_trace = ops.set_at(ad.step_trace, k, eps)
+    new = ad._replace(step_ratio=step_ratio, nominal=nominal, mass=mass, friction=friction, count=count, mean=mean,
+                      m2=m2, curvature=curv, noise_n=noise_n, noise_sum=noise_sum, noise_prev=noise_prev,
+                      step_trace=step_trace, mass_trace=mass_trace)
+    return new, factor
