@@ -516,7 +516,8 @@ class KernelArguments:
 
     @property
     def step_size(self):
-        """The integrator step: a float for a constant step, else its schedule."""
+        """The given integrator step: a float for a constant step, else its schedule (the
+        step a chain sampled with after its warmup is ``adapted(...)["step_size"]``)."""
         s = self.config.step_size
         return s.v if isinstance(s, _sched.Constant) else s
 
