@@ -11,7 +11,7 @@ from typing import Any, Callable
 from . import _host
 from ._host import BACKENDS
 
-__all__ = ["sample", "warn_kinetic_temperature", "BACKENDS"]
+__all__ = ["sample", "warn_kinetic_temperature", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
 
 
 def sample(
@@ -62,8 +62,40 @@ def sample(
         model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
         num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method, progress_bar=progress_bar,
     )
-    warn_kinetic_temperature(mcmc)
+    warn_frozen_chains(mcmc) or warn_kinetic_temperature(mcmc)
     return mcmc
+
+
+#: Consecutive diverging draws that make a chain count as frozen.
+FROZEN_RUN = 20
+
+
+def warn_frozen_chains(mcmc) -> str | None:
+    """Warn (once, ``RuntimeWarning``) when a chain of a finished run diverged on
+    :data:`FROZEN_RUN` consecutive sampling draws or more: it stood still at one point
+    (each diverging draw restarts from the draw's start), which a summary would show as
+    a zero-width interval.  Names the chains and the step size; returns the message or
+    ``None``."""
+    import warnings
+
+    import numpy as np
+
+    stats = _host.get_stats(mcmc)
+    frozen = []
+    for c, div in enumerate(stats["diverging"]):
+        longest = run = 0
+        for d in div:
+            run = run + 1 if d else 0
+            longest = max(longest, run)
+        if longest >= FROZEN_RUN:
+            frozen.append((c, longest, float(np.median(stats["step_size"][c][div]))))
+    if not frozen:
+        return None
+    parts = ", ".join(f"chain {c}: {n} draws in a row at step_size {eps:.3g}" for c, n, eps in frozen)
+    message = (f"chains froze, every draw diverging ({parts}): the step is too large for the posterior's "
+               "curvature; give a smaller step_size, or let the warmup adapt it (adapt_step_size=True, num_warmup > 0)")
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return message
 
 
 def warn_kinetic_temperature(mcmc) -> str | None:

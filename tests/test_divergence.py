@@ -61,3 +61,28 @@ def test_divergence_is_flagged_and_earlier_draws_kept(backend):
     if backend == "pyro":
         # Pyro's MCMC reports divergences from the kernel's diagnostics, as for HMC
         assert mcmc.diagnostics()["divergences"]["chain 0"] == np.flatnonzero(diverging).tolist()
+
+
+def test_a_frozen_chain_warns_naming_the_step_size(backend):
+    """A step far too large for the curvature diverges on every draw: the chain stands
+    still, and the run says so once, with the step; the defaults' warmup adapts the step
+    and the same potential runs without freezing."""
+    import warnings
+
+    import pytest
+    from targets import HAND_TUNED
+
+    log = __import__("torch").log if backend == "pyro" else __import__("jax.numpy", fromlist=["log"]).log
+
+    def potential(z):  # ½ x² inside |x| < 2, NaN outside
+        sq = (z["x"] * z["x"]).sum()
+        return 0.5 * sq + 0.0 * log(4.0 - sq)
+
+    init = {"x": as_array(backend, [0.5])}
+    with pytest.warns(RuntimeWarning, match=r"chains froze.*chain 0: 30 draws in a row at step_size 10"):
+        runner.sample(backend, potential_fn=potential, init_params=init, num_samples=30,
+                      kernel_kwargs=dict(step_size=10.0, friction=0.01, **HAND_TUNED))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runner.sample(backend, potential_fn=potential, init_params=init, num_samples=100, num_warmup=100)
+    assert not any("froze" in str(w.message) for w in caught)
