@@ -49,96 +49,40 @@ import numpy as np
 
 NUM_WARMUP, NUM_CHAINS, SEED = 400, 2, 0
 
-# -- the models: NumPyro copies of tests/warmup_cases.py and tests/targets.py ------------------
-# (the tests directory is not a package; keep these in step with those files)
-LOC = np.array([3.0, -1.0, 0.0, 50.0])
-SCALE = np.array([0.01, 1.0, 100.0, 5.0])
-PAIR_LOC = np.array([1.0, -2.0])
-PAIR_COV = np.array([[4.0, 0.9 * 2.0 * 0.5], [0.9 * 2.0 * 0.5, 0.25]])
-SCHOOLS_Y = np.array([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
-SCHOOLS_SIGMA = np.array([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
-N, D, NOISE, PRIOR = 400, 4, 0.5, 3.0
+# -- the models: the warmup tests' own (the tests directory is not a package) -------------------
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from targets import as_array, logistic_data  # noqa: E402
+from targets import logistic_model as _logistic_model  # noqa: E402
+from warmup_cases import N, regression_data  # noqa: E402
+from warmup_cases import gaussian_model as _gaussian_model  # noqa: E402
+from warmup_cases import regression_model as _regression_model  # noqa: E402
+from warmup_cases import schools_model as _schools_model  # noqa: E402
+
 BATCH = N // 8
 
 
 def _f(x):
-    import jax.numpy as jnp
-
-    return jnp.asarray(np.asarray(x), dtype=jnp.result_type(float))
+    return as_array("numpyro", x)
 
 
 def gaussian_model():
-    import numpyro
-    import numpyro.distributions as dist
-
-    loc, scale, pair_loc, pair_cov = _f(LOC), _f(SCALE), _f(PAIR_LOC), _f(PAIR_COV)
-
-    def model():
-        numpyro.sample("x", dist.Normal(loc, scale).to_event(1))
-        numpyro.sample("pair", dist.MultivariateNormal(pair_loc, covariance_matrix=pair_cov))
-
-    return model
+    return _gaussian_model("numpyro")
 
 
 def schools_model():
-    import numpyro
-    import numpyro.distributions as dist
-
-    y, sigma = _f(SCHOOLS_Y), _f(SCHOOLS_SIGMA)
-
-    def model():
-        mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-        tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-        with numpyro.plate("schools", 8):
-            theta_tilde = numpyro.sample("theta_tilde", dist.Normal(0.0, 1.0))
-            numpyro.sample("obs", dist.Normal(mu + tau * theta_tilde, sigma), obs=y)
-
-    return model
+    return _schools_model("numpyro")
 
 
 def logistic_model():
-    import numpyro
-    import numpyro.distributions as dist
-
-    def model(X, y, subsample_size=None):
-        n, d = X.shape
-        w = numpyro.sample("w", dist.Normal(0.0, 1.0).expand([d]).to_event(1))
-        b = numpyro.sample("b", dist.Normal(0.0, 1.0))
-        with numpyro.plate("data", n, subsample_size=subsample_size) as idx:
-            numpyro.sample("obs", dist.Bernoulli(logits=(X[idx] * w).sum(-1) + b), obs=y[idx])
-
-    return model
-
-
-def logistic_data(n: int = 200, d: int = 2, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d))
-    X = (X - X.mean(0)) / X.std(0)
-    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(X @ np.linspace(1.0, -0.5, d) + 0.3)))).astype(float)
-    return X, y
-
-
-def regression_data():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((N, D))
-    y = X @ (2.0 * rng.standard_normal(D)) + NOISE * rng.standard_normal(N)
-    return X, y
+    return _logistic_model("numpyro")
 
 
 def regression_model(subsample_size=BATCH):
     """``subsample_size=None``: the full-data copy for NUTS."""
-    import numpyro
-    import numpyro.distributions as dist
-
-    def model(X, y):
-        w = numpyro.sample("w", dist.Normal(0.0 * X[0], PRIOR).to_event(1))
-        with numpyro.plate("data", N, subsample_size=subsample_size) as idx:
-            numpyro.sample("y", dist.Normal((X[idx] * w).sum(-1), NOISE), obs=y[idx])
-
-    return model
+    return _regression_model("numpyro", subsample_size)
 
 
-# -- measurements -------------------------------------------------------------------------------
 def coordinates(draws: dict) -> dict:
     """``{name: (chain, draw)}`` per latent coordinate, ``tau`` logged."""
     out = {}

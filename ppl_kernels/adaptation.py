@@ -47,6 +47,7 @@ __all__ = [
     "blown_up",
     "probe_offset",
     "curvature_probe",
+    "measure",
     "HEATING_TOLERANCE",
     "mass_windows",
     "make_plan",
@@ -170,14 +171,13 @@ def make_plan(cfg, num_draws: int, friction_factor, dim: int, plates=()) -> Adap
 
 def init_state(plan: AdaptPlan, ops: Ops, mass) -> AdaptState:
     """The state before the first draw from the given base ``mass`` as a flat array."""
-    xp = ops.xp
     friction = (2.0 * mass if plan.relative_friction else 0.0 * mass + 1.0) * plan.friction_factor
     zero = 0.0 * mass.sum()
     mass_trace = ops.set_at(ops.zeros((plan.num_windows + 1, mass.shape[0]), mass), 0, mass)
     return AdaptState(
         step_ratio=zero + 1.0, nominal=zero + 1.0, mass=mass, friction=friction, count=zero, mean=0.0 * mass,
         m2=0.0 * mass, curvature=0.0 * mass, noise_n=zero, noise_sum=0.0 * mass, noise_prev=0.0 * mass,
-        step_trace=ops.zeros((max(plan.num_draws, 1),), mass), mass_trace=xp.asarray(mass_trace),
+        step_trace=ops.zeros((max(plan.num_draws, 1),), mass), mass_trace=mass_trace,
     )
 
 
@@ -191,6 +191,20 @@ def probe_offset(ad: AdaptState, v):
 def curvature_probe(ad: AdaptState, v, grad_plus, grad):
     """``vᵢ (∇Ũ(θ + h v) − ∇Ũ(θ))ᵢ / hᵢ``, whose mean is ``∂ᵢ²Ũ`` (Hutchinson)."""
     return v * (grad_plus - grad) * ad.mass ** 0.5 / PROBE
+
+
+def measure(plan: AdaptPlan, ad: AdaptState, z, grad, grad_on_probe_batch, v, subsampled: bool):
+    """The warmup's measurements at ``z`` given the backend's random inputs: ``(curvature,
+    difference)``, a :func:`curvature_probe` with Rademacher ``v`` and (``subsampled``) the
+    difference of ``grad``, the draw's last minibatch gradient, and a fresh one
+    (:func:`noise_estimate`); either is ``None`` when not needed.
+    ``grad_on_probe_batch(θ)`` is ∇Ũ at θ on one fresh minibatch (the same for both calls)."""
+    grad_b = grad_on_probe_batch(z) if subsampled else grad
+    difference = grad - grad_b if subsampled and plan.adapt_step else None
+    curvature = None
+    if plan.adapt_mass:
+        curvature = curvature_probe(ad, v, grad_on_probe_batch(z + probe_offset(ad, v)), grad_b)
+    return curvature, difference
 
 
 def _maximum(xp, a, b):
@@ -229,11 +243,11 @@ def coefficients(plan: AdaptPlan, xp, ad: AdaptState):
 def noise_estimate(xp, ad: AdaptState):
     """``V̂`` per coordinate: the current window's mean of ``(g_a − g_b)² / 2``, starting
     from the previous windows' estimate with weight :data:`NOISE_PRIOR`."""
-    prior = where_positive(xp, ad.noise_prev, NOISE_PRIOR)
+    prior = _where_positive(xp, ad.noise_prev, NOISE_PRIOR)
     return (ad.noise_sum + prior * ad.noise_prev) / _maximum(xp, ad.noise_n + prior, 1.0)
 
 
-def where_positive(xp, values, weight):
+def _where_positive(xp, values, weight):
     """``weight`` if any of ``values`` is positive (an estimate exists), else 0."""
     return xp.where(values.max() > 0.0, weight, 0.0) if values.shape[0] else 0.0 * weight
 

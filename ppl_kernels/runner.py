@@ -11,7 +11,7 @@ from typing import Any, Callable
 from . import _host
 from ._host import BACKENDS
 
-__all__ = ["sample", "warn_kinetic_temperature", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
+__all__ = ["sample", "warn_kinetic_temperature", "kinetic_temperature_series", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
 
 
 def sample(
@@ -66,6 +66,27 @@ def sample(
     return mcmc
 
 
+def kinetic_temperature_series(mcmc):
+    """``(kinetic, expected, dim)`` of a finished run's sampling phase: the kinetic
+    temperature per draw and its expected value ``T / (1 − a/2)`` at the values each chain
+    sampled with (both ``(chain, draw)``), and the number of coordinates."""
+    import numpy as np
+
+    from .diagnostics import expected_kinetic_temperature
+
+    cfg = _host.kernel_of(mcmc).config
+    stats, chains = _host.get_stats(mcmc), _host.get_adaptation(mcmc)
+
+    def flat(per_site):
+        return np.concatenate([np.ravel(v) for v in per_site.values()]) if per_site else np.ones(1)
+
+    expected = np.stack([expected_kinetic_temperature(
+        cfg.noise_temperature, stats["step_size"][i], mass=flat(c["mass"]), friction=flat(c["friction"]),
+        boost=cfg.boost, friction_scale=cfg.friction_scale) for i, c in enumerate(chains)])
+    dim = sum(int(np.size(v)) for v in chains[0]["mass"].values())
+    return stats["kinetic_temperature"], expected, max(dim, 1)
+
+
 #: Consecutive diverging draws that make a chain count as frozen.
 FROZEN_RUN = 20
 
@@ -107,22 +128,13 @@ def warn_kinetic_temperature(mcmc) -> str | None:
     explores without noise are not checked."""
     import warnings
 
-    import numpy as np
-
     from . import adaptation
-    from .diagnostics import expected_kinetic_temperature
 
     cfg = _host.kernel_of(mcmc).config
     if cfg.resample_scale is not None or not cfg.explore_noise or cfg.noise_temperature == 0:
         return None
-    stats, chains = _host.get_stats(mcmc), _host.get_adaptation(mcmc)
-    flat = [{k: np.concatenate([np.ravel(v) for v in c[k].values()]) if c[k] else np.ones(1)
-             for k in ("mass", "friction")} for c in chains]
-    expected = np.stack([expected_kinetic_temperature(
-        cfg.noise_temperature, stats["step_size"][i], mass=flat[i]["mass"], friction=flat[i]["friction"],
-        boost=cfg.boost, friction_scale=cfg.friction_scale) for i in range(len(chains))])
-    dim = sum(int(np.size(v)) for v in chains[0]["mass"].values())
-    message = adaptation.kinetic_warning(stats["kinetic_temperature"], expected, max(dim, 1))
+    kinetic, expected, dim = kinetic_temperature_series(mcmc)
+    message = adaptation.kinetic_warning(kinetic, expected, dim)
     if message:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
     return message

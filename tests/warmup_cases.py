@@ -53,12 +53,13 @@ def regression_data():
     return X, y
 
 
-def regression_model(backend: str):
+def regression_model(backend: str, subsample_size=BATCH):
+    """``subsample_size=None``: the full-data model (for NUTS)."""
     ppl, dist = _ppl(backend)
 
     def model(X, y):
         w = ppl.sample("w", dist.Normal(0.0 * X[0], PRIOR).to_event(1))
-        with ppl.plate("data", N, subsample_size=BATCH) as idx:
+        with ppl.plate("data", N, subsample_size=subsample_size) as idx:
             ppl.sample("y", dist.Normal((X[idx] * w).sum(-1), NOISE), obs=y[idx])
 
     return model
@@ -105,22 +106,8 @@ def rhat(draws: dict, site: str) -> np.ndarray:
 def kinetic_ratio(mcmc) -> tuple:
     """Mean kinetic temperature of the sampling phase over its expected value, and the
     warning the run would give (``None`` when inside its band)."""
-    from ppl_kernels.diagnostics import expected_kinetic_temperature
-
-    cfg = mcmc_config(mcmc)
-    stats, chains = get_stats(mcmc), get_adaptation(mcmc)
-    expected = np.stack([expected_kinetic_temperature(
-        cfg.noise_temperature, stats["step_size"][c],
-        mass=np.concatenate([np.ravel(v) for v in chains[c]["mass"].values()]),
-        friction=np.concatenate([np.ravel(v) for v in chains[c]["friction"].values()]))
-        for c in range(len(chains))])
-    return float(np.mean(stats["kinetic_temperature"] / expected)), runner.warn_kinetic_temperature(mcmc)
-
-
-def mcmc_config(mcmc):
-    from ppl_kernels._host import kernel_of
-
-    return kernel_of(mcmc).config
+    kinetic, expected, _ = runner.kinetic_temperature_series(mcmc)
+    return float(np.mean(kinetic / expected)), runner.warn_kinetic_temperature(mcmc)
 
 
 # -- eight schools (non-centred) and a logistic regression, against long NUTS runs ------------

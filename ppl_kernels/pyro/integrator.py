@@ -287,25 +287,20 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
 
 
 def _probe(static, ad, z, grad, bases, counters, model_args, model_kwargs, v=None):
-    """The warmup's measurements at ``z``: a Hutchinson probe of the curvature (two
-    gradients on one fresh minibatch) and, with a subsampled plate, the difference of
-    two minibatch gradients (``grad``, the last step's, and the fresh one).
-    ``v`` (tests) is the probe's Rademacher vector instead of a drawn one.
-    Returns ``(curvature, difference or None, counters)``."""
+    """:func:`ppl_kernels.adaptation.measure` at ``z`` with this backend's fresh minibatch and
+    Rademacher ``v`` (``v`` given: tests).  Returns ``(curvature, difference, counters)``."""
     plan, g = static.plan, static.generator
-    curvature = difference = None
-    if plan.adapt_mass or (plan.adapt_step and static.plates):
-        renew = {n: (a[0], o[0]) for n, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
-        idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
-        grad_b = static.value_and_grad(z, idx, model_args, model_kwargs)[2] if static.plates else grad
-        if static.plates and plan.adapt_step:
-            difference = grad - grad_b
-        if plan.adapt_mass:
-            if v is None:
-                v = 2.0 * torch.randint(0, 2, z.shape, generator=g, device=z.device).to(z.dtype) - 1.0
-            grad_plus = static.value_and_grad(z + adaptation.probe_offset(ad, v), idx, model_args, model_kwargs)[2]
-            curvature = adaptation.curvature_probe(ad, v, grad_plus, grad_b)
-    return curvature, difference, counters
+    if not (plan.adapt_mass or (plan.adapt_step and static.plates)):
+        return None, None, counters
+    renew = {n: (a[0], o[0]) for n, (a, o) in epochs.renew_draws(static.plates, g, 1).items()}
+    idx, counters = epochs.next_batch(static.plates, bases, counters, renew)
+    if v is None and plan.adapt_mass:
+        v = 2.0 * torch.randint(0, 2, z.shape, generator=g, device=z.device).to(z.dtype) - 1.0
+
+    def grad_on_batch(theta):
+        return static.value_and_grad(theta, idx, model_args, model_kwargs)[2]
+
+    return (*adaptation.measure(plan, ad, z, grad, grad_on_batch, v, bool(static.plates)), counters)
 
 
 def adapted(static: Static, state: SGHMCState) -> dict:
