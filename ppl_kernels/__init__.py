@@ -6,6 +6,7 @@ neither PyTorch nor JAX::
     from ppl_kernels.pyro import SGHMC       # pyro.infer.mcmc.MCMCKernel
     from ppl_kernels.numpyro import SGHMC    # numpyro.infer.mcmc.MCMCKernel
     from ppl_kernels import schedules, to_inference_data, compare_temperatures, temperature_sweep
+    from ppl_kernels import stream, open_store   # draws streamed to disk, resumable
 """
 
 from importlib import import_module
@@ -20,6 +21,8 @@ _LAZY = {
     "compare_temperatures": "ppl_kernels.compare",
     "temperature_sweep": "ppl_kernels.compare",
     "diagnostics": "ppl_kernels.diagnostics",
+    "stream": "ppl_kernels.store",
+    "open_store": "ppl_kernels.store",
 }
 
 __all__ = ["schedules", "SGHMCConfig", *_LAZY, "__version__"]

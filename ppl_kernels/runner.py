@@ -30,6 +30,7 @@ def sample(
     chain_method: str = "sequential",
     progress_bar: bool = False,
     thinning: int = 1,
+    warn: bool = True,
 ):
     """Run ``SGHMC`` under the backend's ``MCMC`` and return the finished ``MCMC``.
 
@@ -50,6 +51,10 @@ def sample(
         (``chain_method`` is NumPyro's).  ``thinning`` is the kernels' own
         option in both backends (Pyro's ``MCMC`` has none), so both keep the same
         draws: ``num_warmup`` and ``num_samples`` count kept samples.
+    warn : bool
+        Check the finished run for frozen chains and a kinetic temperature off its
+        expected value, and warn (:func:`warn_frozen_chains`,
+        :func:`warn_kinetic_temperature`).
     """
     _host.host_for(backend)  # an unknown backend fails here, before any work
     kernel_kwargs = dict(kernel_kwargs or {})
@@ -62,7 +67,8 @@ def sample(
         model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
         num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method, progress_bar=progress_bar,
     )
-    warn_frozen_chains(mcmc) or warn_kinetic_temperature(mcmc)
+    if warn:
+        warn_frozen_chains(mcmc) or warn_kinetic_temperature(mcmc)
     return mcmc
 
 

@@ -26,7 +26,7 @@ from .kernel import SGHMC
 __all__ = [
     "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "adaptation", "model_arguments",
     "run_lengths",
-    "sample", "find_subsample_plates", "Evaluator", "record_steps",
+    "sample", "last_states", "continue_run", "find_subsample_plates", "Evaluator", "record_steps",
 ]
 
 BACKEND = "numpyro"
@@ -84,6 +84,27 @@ def sample(*, model, potential_fn, init_params, model_args, model_kwargs, kernel
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
     mcmc.run(random.PRNGKey(seed), *model_args, init_params=init_params, **model_kwargs)
+    return mcmc
+
+
+def last_states(mcmc):
+    """The chains' states at the end of a finished run, as :func:`continue_run` takes them
+    (one state with a leading chain axis when there are several chains; NumPy leaves, so
+    that it pickles)."""
+    return jax.device_get(mcmc.last_state)
+
+
+def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_method, progress_bar, model_args,
+                 model_kwargs, mcmc=None):
+    """``num_samples`` more samples of every chain from ``states``, exactly as if the run that
+    made them had gone on (NumPyro's ``post_warmup_state``); ``num_warmup`` is that run's
+    warmup length, which fixes what its adaptation learnt.  ``mcmc``, a finished run of
+    ``kernel`` with as many samples, is reused (its compiled step stays)."""
+    if mcmc is None or mcmc.num_samples != num_samples or mcmc.sampler is not kernel:
+        mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
+                    chain_method=chain_method, progress_bar=progress_bar)
+    mcmc.post_warmup_state = states
+    mcmc.run(states.rng_key, *model_args, **model_kwargs)
     return mcmc
 
 

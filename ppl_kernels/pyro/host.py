@@ -24,7 +24,7 @@ from .kernel import SGHMC
 __all__ = [
     "BACKEND", "LIBRARY", "ARRAY_LIBRARY", "is_finished", "kernel_of", "draws", "statistics", "adaptation", "model_arguments",
     "run_lengths",
-    "sample", "find_subsample_plates", "Evaluator", "record_steps",
+    "sample", "last_states", "continue_run", "find_subsample_plates", "Evaluator", "record_steps",
 ]
 
 BACKEND = "pyro"
@@ -87,6 +87,26 @@ def sample(*, model, potential_fn, init_params, model_args, model_kwargs, kernel
     kernel.rng_seed = seed
     mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_warmup, num_chains=num_chains,
                 initial_params=init_params, disable_progbar=not progress_bar)
+    mcmc.run(*model_args, **model_kwargs)
+    return mcmc
+
+
+def last_states(mcmc):
+    """The chains' states at the end of a finished run, as :func:`continue_run` takes them
+    (a list, one per chain; each chain's kernel returned its own from ``diagnostics()``)."""
+    return [d["last_state"] for d in mcmc._diagnostics]
+
+
+def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_method, progress_bar, model_args,
+                 model_kwargs, mcmc=None):
+    """``num_samples`` more samples of every chain from ``states``, exactly as if the run that
+    made them had gone on (:meth:`ppl_kernels.pyro.SGHMC.continue_from`); ``num_warmup`` is
+    that run's warmup length, which fixes what its adaptation learnt.  (``mcmc`` and
+    ``chain_method``: the NumPyro twin's; Pyro's ``MCMC`` is made anew.)"""
+    kernel.continue_from(states, num_warmup=num_warmup)
+    initial = None if num_chains == 1 else {k: torch.stack([s.z[k] for s in states]) for k in states[0].z}
+    mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=0, num_chains=num_chains, initial_params=initial,
+                disable_progbar=not progress_bar)
     mcmc.run(*model_args, **model_kwargs)
     return mcmc
 

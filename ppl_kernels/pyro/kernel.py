@@ -69,6 +69,8 @@ class SGHMC(KernelArguments, MCMCKernel):
         # None until setup, as for Pyro's HMC: then MCMC sets the kernel up to learn them
         self._user_transforms = self.transforms
         self._initial_params = None
+        self._continue = None  # (states, num_warmup) set by continue_from
+        self._plan_warmup = 0  # the warmup length of the last setup: a continuation's default
         self._reset()
 
     def _reset(self):
@@ -89,9 +91,74 @@ class SGHMC(KernelArguments, MCMCKernel):
     def initial_params(self, params):
         self._initial_params = params
 
+    @property
+    def post_warmup_state(self):
+        """The state(s) the next run continues from (see :meth:`continue_from`), or ``None``."""
+        return None if self._continue is None else self._continue[0]
+
+    @post_warmup_state.setter
+    def post_warmup_state(self, states):
+        self.continue_from(states)
+
+    @property
+    def last_state(self):
+        """The :data:`~ppl_kernels.pyro.integrator.SGHMCState` of the chain this kernel ran last
+        (for every chain of a run, :func:`ppl_kernels.pyro.host.last_states`)."""
+        return self.state
+
+    def continue_from(self, states, num_warmup=None):
+        """Make the next ``MCMC`` run continue chains exactly where they stopped, as NumPyro's
+        ``mcmc.post_warmup_state = mcmc.last_state`` does: draw index (so the schedules),
+        momentum, epochs, random stream and adaptation all carry on.
+
+        Parameters
+        ----------
+        states : ppl_kernels.pyro.integrator.SGHMCState or list of them, or None
+            One state per chain (:attr:`last_state`, or
+            :func:`ppl_kernels.pyro.host.last_states` of a finished run); ``None`` ends
+            the continuation.  With several chains give ``MCMC`` their positions as
+            ``initial_params`` (stacked ``state.z``): each chain picks its state by them.
+        num_warmup : int, optional
+            The warmup length (in samples) of the run that made ``states``, which fixes
+            what the adaptation learnt; by default this kernel's last one.
+
+        The continuing ``MCMC`` must have ``warmup_steps=0``.
+        """
+        if states is None:
+            self._continue = None
+            return
+        states = list(states) if isinstance(states, (list, tuple)) and not hasattr(states, "_fields") else [states]
+        if not all(isinstance(s, integrator.SGHMCState) for s in states):
+            raise ValueError(f"states must be SGHMCState values (kernel.last_state), got {type(states[0]).__name__}")
+        num_warmup = self._plan_warmup if num_warmup is None else num_warmup
+        if not isinstance(num_warmup, int) or isinstance(num_warmup, bool) or num_warmup < 0:
+            raise ValueError(f"num_warmup must be a non-negative int, got {num_warmup!r}")
+        self._continue = (states, num_warmup)
+
+    def _continued_state(self):
+        """The continuation state of the chain being set up (matched by its ``initial_params``)."""
+        states, _ = self._continue
+        if len(states) == 1:
+            return states[0]
+        if self._initial_params is not None:
+            for s in states:
+                if all(k in self._initial_params and torch.equal(s.z[k], self._initial_params[k]) for k in s.z):
+                    return s
+        raise ValueError(f"continuing {len(states)} chains: give MCMC initial_params={{site: stacked state.z}} so that "
+                         "each chain finds its state")
+
     def setup(self, warmup_steps, *args, **kwargs):
         self._reset()
+        resumed = None
+        if self._continue is not None:
+            if warmup_steps != 0:
+                raise ValueError(f"warmup_steps must be 0 when continuing from post_warmup_state (the chains are past "
+                                 f"their warmup), got {warmup_steps!r}")
+            resumed = self._continued_state()
+            self._initial_params = dict(resumed.z)
         self._warmup_steps = warmup_steps
+        plan_warmup = warmup_steps if resumed is None else self._continue[1]
+        self._plan_warmup = plan_warmup
         self._args, self._kwargs = args, kwargs
         cfg = self.config
         if self.model is not None:
@@ -114,9 +181,13 @@ class SGHMC(KernelArguments, MCMCKernel):
                 return u, -u
 
         z0 = {k: v.detach() for k, v in self._initial_params.items()}
-        self.static = integrator.make_static(cfg, parts, z0, self.plates, warmup_steps, jit_compile=self.jit_compile,
+        self.static = integrator.make_static(cfg, parts, z0, self.plates, plan_warmup, jit_compile=self.jit_compile,
                                              ignore_jit_warnings=self.ignore_jit_warnings,
                                              model_args=args, model_kwargs=kwargs)
+        if resumed is not None:
+            # the same tensors as the ones MCMC hands back, so that sample() sees an unmoved chain
+            self.state = resumed._replace(z=self._initial_params)
+            return
         # The chain's own random stream, seeded from the global one (pyro.set_rng_seed controls it).
         seed = int(torch.randint(0, 2**62, ()))
         self.state = integrator.sghmc_init(self.static, z0, seed, args, kwargs)
@@ -154,6 +225,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         out["divergences"] = [i for i, d in enumerate(self._stats["diverging"]) if d]
         if self.state is not None:
             out["adaptation"] = self.adapted()
+            out["last_state"] = self.state
         return out
 
     def adapted(self, state=None) -> dict:

@@ -1,0 +1,201 @@
+"""Draws streamed to disk (ppl_kernels.store) and exact continuation, in both backends:
+a streamed store holds exactly the in-memory export of the same run; a run interrupted
+(Ctrl-C, or the process killed) keeps its chunks and resumes to exactly the draws of the
+uninterrupted run; one writer per store; Pyro's continuation from ``last_state``."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from targets import as_array, conjugate_data, conjugate_model
+
+from ppl_kernels import runner, store, to_inference_data
+from ppl_kernels._host import get_draws, get_stats, host_of
+
+KERNEL = dict(step_size=0.02, num_steps=2)
+
+
+def _run_kwargs(backend, num_samples=50, num_chains=2):
+    y = as_array(backend, conjugate_data(200))
+    return dict(model=conjugate_model(backend), model_args=(y, 0.0, 1.0, 2.0, 25), kernel_kwargs=KERNEL,
+                num_samples=num_samples, num_warmup=30, num_chains=num_chains, seed=3)
+
+
+def _assert_same_data(a, b):
+    assert a.groups() == b.groups()
+    for g in a.groups():
+        assert set(a[g].data_vars) == set(b[g].data_vars), g
+        for v in a[g].data_vars:
+            np.testing.assert_array_equal(a[g][v].values, b[g][v].values, err_msg=f"{g}/{v}")
+
+
+@pytest.mark.filterwarnings("ignore:num_chains=2 is more than available_cpu")
+def test_stream_holds_the_in_memory_export(backend, tmp_path):
+    kw = _run_kwargs(backend)
+    memory = to_inference_data(runner.sample(backend, **kw))
+    streamed = store.stream(backend, tmp_path / "s", chunk_draws=20, **kw)
+    assert sorted(p.name for p in (tmp_path / "s").glob("chunk-*.nc")) == [f"chunk-{i:06d}.nc" for i in range(3)]
+    _assert_same_data(memory, streamed)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(streamed.groups())
+    np.testing.assert_array_equal(streamed.posterior.draw.values, np.arange(50))
+    assert streamed.posterior.attrs["num_samples"] == 50 and streamed.posterior.attrs["num_warmup"] == 30
+    assert not (tmp_path / "s" / ".lock").exists()
+
+
+def test_stream_writes_only_the_chosen_sites(backend, tmp_path):
+    ppl = __import__(backend)
+    import importlib
+
+    dist = importlib.import_module(f"{backend}.distributions")
+    y = as_array(backend, conjugate_data(40))
+
+    def model(y):
+        theta = ppl.sample("theta", dist.Normal(0.0, 1.0))
+        ppl.sample("other", dist.Normal(0.0, 1.0))
+        with ppl.plate("data", y.shape[0], subsample_size=10) as idx:
+            ppl.sample("obs", dist.Normal(theta, 2.0), obs=y[idx])
+
+    out = store.stream(backend, tmp_path / "s", model=model, model_args=(y,), kernel_kwargs=KERNEL, num_samples=6,
+                       chunk_draws=4, sites=["theta"])
+    assert list(out.posterior.data_vars) == ["theta"] and out.posterior.sizes["draw"] == 6
+    assert "obs" in out.log_likelihood
+
+
+class _InterruptOnChunk:
+    """Ctrl-C while the ``n``-th chunk is being exported (its draws are then lost, the
+    earlier ones kept)."""
+
+    def __init__(self, n, monkeypatch):
+        self.n, self.calls, self.orig = n, 0, store._chunk_idata
+        monkeypatch.setattr(store, "_chunk_idata", self)
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return self.orig(*args)
+
+
+def test_interrupt_keeps_the_chunks_and_resume_is_exact(backend, tmp_path, monkeypatch):
+    kw = _run_kwargs(backend, num_samples=40, num_chains=1)
+    whole = store.stream(backend, tmp_path / "whole", chunk_draws=20, **kw)
+    _InterruptOnChunk(2, monkeypatch)
+    with pytest.raises(store.Interrupted, match="after 20 of 40 draws.*resume=True") as info:
+        store.stream(backend, tmp_path / "cut", chunk_draws=20, **kw)
+    assert info.value.draws == 20 and isinstance(info.value, KeyboardInterrupt)
+    assert not (tmp_path / "cut" / ".lock").exists()
+    kept = store.open_store(tmp_path / "cut")
+    assert kept.posterior.sizes["draw"] == 20
+    np.testing.assert_array_equal(kept.posterior.theta.values, whole.posterior.theta.values[:, :20])
+    monkeypatch.undo()
+    resumed = store.stream(backend, tmp_path / "cut", chunk_draws=20, resume=True, **kw)
+    _assert_same_data(whole, resumed)
+
+
+_KILLED = """
+import sys, numpy as np
+sys.path.insert(0, {tests!r})
+from targets import as_array, conjugate_data, conjugate_model
+from ppl_kernels import store
+backend = {backend!r}
+if backend == "pyro":
+    import torch
+    torch.set_num_threads(1)  # as the test process runs
+y = as_array(backend, conjugate_data(200))
+store.stream(backend, {folder!r}, model=conjugate_model(backend), model_args=(y, 0.0, 1.0, 2.0, 25),
+             kernel_kwargs={kernel!r}, num_samples=100000, num_warmup=30, seed=3, chunk_draws=20)
+"""
+
+
+def test_killed_process_resumes_exactly(backend, tmp_path):
+    folder = tmp_path / "killed"
+    code = _KILLED.format(tests=str(Path(__file__).parent), backend=backend, folder=str(folder), kernel=KERNEL)
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and not (folder / "chunk-000001.nc").exists():
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the lock and maybe a temporary file stay behind
+    finally:
+        proc.wait()
+    assert (folder / ".lock").exists()
+    kept = store.open_store(folder).posterior.sizes["draw"]
+    assert kept >= 40 and kept % 20 == 0
+    kw = _run_kwargs(backend, num_samples=100000, num_chains=1)  # the killed run's settings
+    # the resumed run would go on to the end: it is interrupted after two more chunks
+    calls = {"n": 0}
+    orig = store._chunk_idata
+
+    def two_more(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return orig(*args)
+
+    store._chunk_idata = two_more
+    try:
+        with pytest.raises(store.Interrupted):
+            store.stream(backend, folder, chunk_draws=20, resume=True, **kw)
+    finally:
+        store._chunk_idata = orig
+    resumed = store.open_store(folder)
+    assert resumed.posterior.sizes["draw"] == kept + 40
+    whole = to_inference_data(runner.sample(backend, **dict(kw, num_samples=kept + 40)))
+    np.testing.assert_array_equal(resumed.posterior.theta.values, whole.posterior.theta.values)
+    for name in ("lp", "kinetic_temperature", "diverging", "step_size"):
+        np.testing.assert_array_equal(resumed.sample_stats[name].values, whole.sample_stats[name].values)
+
+
+def test_store_refuses_what_it_cannot_continue(backend, tmp_path):
+    kw = _run_kwargs(backend, num_samples=4, num_chains=1)
+    folder = tmp_path / "s"
+    store.stream(backend, folder, chunk_draws=2, **kw)
+    with pytest.raises(ValueError, match="exists: pass resume=True"):
+        store.stream(backend, folder, chunk_draws=2, **kw)
+    with pytest.raises(ValueError, match=r"other settings \(chunk_draws, seed differ\)"):
+        store.stream(backend, folder, chunk_draws=4, resume=True, **dict(kw, seed=4))
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "data.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not a store of ppl_kernels"):
+        store.stream(backend, tmp_path / "x", chunk_draws=2, resume=True, **kw)
+    # another live process holds the lock: a one-line error, nothing written
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / ".lock").write_text(str(os.getppid()))
+    with pytest.raises(ValueError, match=r"being written by another process \(pid \d+\)"):
+        store.stream(backend, tmp_path / "busy", chunk_draws=2, **kw)
+    assert [p.name for p in (tmp_path / "busy").iterdir()] == [".lock"]
+    with pytest.raises(ValueError, match="chunk_draws"):
+        store.stream(backend, tmp_path / "y", chunk_draws=0, **kw)
+    with pytest.raises(ValueError, match="holds no finished chunk|not a store"):
+        store.open_store(tmp_path / "busy")
+
+
+def test_pyro_continues_from_last_state_exactly():
+    """Pyro's MCMC has no continuation of its own: ``kernel.post_warmup_state`` gives the one
+    NumPyro has (schedules, momentum, epochs, random stream and adaptation carry on)."""
+    from pyro.infer import MCMC
+
+    kw = _run_kwargs("pyro", num_samples=40, num_chains=1)
+    whole = runner.sample("pyro", **kw)
+    first = runner.sample("pyro", **dict(kw, num_samples=15))
+    kernel = host_of(first).kernel_of(first)
+    head = get_draws(first)["theta"]
+    kernel.post_warmup_state = kernel.last_state
+    with pytest.raises(ValueError, match="warmup_steps must be 0 when continuing.*got 5"):
+        MCMC(kernel, num_samples=25, warmup_steps=5).run(*kw["model_args"])
+    rest = MCMC(kernel, num_samples=25, warmup_steps=0)
+    rest.run(*kw["model_args"])
+    np.testing.assert_array_equal(np.concatenate([head, get_draws(rest)["theta"]], axis=1), get_draws(whole)["theta"])
+    np.testing.assert_array_equal(get_stats(rest)["step_size"], get_stats(whole)["step_size"][:, 15:])
+    with pytest.raises(ValueError, match="states must be SGHMCState"):
+        kernel.post_warmup_state = {"theta": 1.0}
+    kernel.post_warmup_state = None
+    assert kernel.post_warmup_state is None
