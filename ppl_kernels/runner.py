@@ -11,7 +11,18 @@ from typing import Any, Callable
 from . import _host
 from ._host import BACKENDS
 
-__all__ = ["sample", "warn_kinetic_temperature", "kinetic_temperature_series", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
+__all__ = ["sample", "Interrupted", "warn_kinetic_temperature",
+           "kinetic_temperature_series", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a run: the message says what was kept (``store`` and ``draws``: the
+    folder of a :func:`ppl_kernels.stream` run and its draws per chain; ``None`` and 0 for
+    an in-memory run, which keeps nothing)."""
+
+    def __init__(self, message, store=None, draws=0):
+        super().__init__(message)
+        self.store, self.draws = store, draws
 
 
 def sample(
@@ -62,11 +73,16 @@ def sample(
         if kernel_kwargs.get("thinning", thinning) != thinning:
             raise ValueError(f"thinning={thinning!r} disagrees with kernel_kwargs['thinning']={kernel_kwargs['thinning']!r}")
         kernel_kwargs["thinning"] = thinning
-    mcmc = _host.host_for(backend).sample(
-        model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
-        model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
-        num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method, progress_bar=progress_bar,
-    )
+    try:
+        mcmc = _host.host_for(backend).sample(
+            model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
+            model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
+            num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method,
+            progress_bar=progress_bar,
+        )
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: an in-memory run keeps no draws; ppl_kernels.stream writes them to disk "
+                          "chunk by chunk and resumes after an interrupt") from None
     if warn:
         warn_frozen_chains(mcmc) or warn_kinetic_temperature(mcmc)
     return mcmc

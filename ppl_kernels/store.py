@@ -36,6 +36,7 @@ import numpy as np
 
 from . import _host
 from .config import positive_int
+from .runner import Interrupted, sample, warn_frozen_chains, warn_kinetic_temperature
 
 __all__ = ["stream", "open_store", "Interrupted", "RUN_FILE", "CHECKPOINT_FILE"]
 
@@ -43,15 +44,6 @@ RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.pkl"
 _LOCK = ".lock"
 _FORMAT = 1
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during :func:`stream`: the message says how many draws the store kept and how
-    to go on; ``store`` and ``draws`` hold the same."""
-
-    def __init__(self, message, store, draws):
-        super().__init__(message)
-        self.store, self.draws = store, draws
 
 
 def _chunk_file(i: int) -> str:
@@ -217,10 +209,10 @@ def stream(
     ValueError
         For bad arguments, an existing store without ``resume``, a store made with
         other settings, or a store another running process writes to.
-    Interrupted
-        On Ctrl-C (a ``KeyboardInterrupt``), saying how many draws the store kept.
+    ppl_kernels.runner.Interrupted
+        On Ctrl-C (a ``KeyboardInterrupt``), saying how many draws the store kept
+        (``ppl_kernels.store.Interrupted`` is the same class).
     """
-    from .runner import sample, warn_frozen_chains, warn_kinetic_temperature
 
     host = _host.host_for(backend)
     positive_int("num_samples", num_samples)

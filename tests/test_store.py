@@ -154,6 +154,25 @@ def test_killed_process_resumes_exactly(backend, tmp_path):
         np.testing.assert_array_equal(resumed.sample_stats[name].values, whole.sample_stats[name].values)
 
 
+def test_interrupt_of_an_in_memory_run_says_so(backend):
+    """Ctrl-C inside the model (where it mostly lands) comes out as one clear interrupt."""
+    ppl = __import__(backend)
+    import importlib
+
+    dist = importlib.import_module(f"{backend}.distributions")
+    calls = {"n": 0}
+
+    def model():
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        ppl.sample("x", dist.Normal(0.0, 1.0))
+
+    with pytest.raises(runner.Interrupted, match="an in-memory run keeps no draws; ppl_kernels.stream") as info:
+        runner.sample(backend, model=model, kernel_kwargs=KERNEL, num_samples=50)
+    assert info.value.store is None and info.value.draws == 0 and store.Interrupted is runner.Interrupted
+
+
 def test_store_refuses_what_it_cannot_continue(backend, tmp_path):
     kw = _run_kwargs(backend, num_samples=4, num_chains=1)
     folder = tmp_path / "s"
