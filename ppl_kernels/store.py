@@ -226,8 +226,9 @@ def stream(
     folder = Path(store).expanduser().absolute()
     model_kwargs = dict(model_kwargs or {})
     kernel_kwargs = dict(kernel_kwargs or {})
-    probe = host.SGHMC(model, potential_fn, **kernel_kwargs)  # bad kernel arguments fail here, before any file
-    settings = _settings(backend, probe, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,
+    kernel = host.SGHMC(model, potential_fn, **kernel_kwargs)  # bad kernel arguments fail here, before any file
+    kernel.rng_seed = seed
+    settings = _settings(backend, kernel, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,
                          seed=seed, chain_method=chain_method, chunk_draws=chunk_draws, sites=sites, export=export)
     folder.mkdir(parents=True, exist_ok=True)
     with _Lock(folder):
@@ -237,7 +238,7 @@ def stream(
         for stale in folder.glob("chunk-*.nc"):  # written after the last checkpoint: redone
             if int(stale.stem.split("-")[1]) >= written:
                 stale.unlink()
-        mcmc, kernel = None, None
+        mcmc = None
         try:
             while done < num_samples:
                 n = min(chunk_draws, num_samples - done)
@@ -248,9 +249,6 @@ def stream(
                                   chain_method=chain_method, progress_bar=progress_bar, warn=False)
                     kernel = host.kernel_of(mcmc)
                 else:
-                    if kernel is None:
-                        kernel = host.SGHMC(model, potential_fn, **kernel_kwargs)
-                        kernel.rng_seed = seed
                     mcmc = host.continue_run(kernel, checkpoint["states"], num_warmup=num_warmup, num_samples=n,
                                              num_chains=num_chains, chain_method=chain_method,
                                              progress_bar=progress_bar, model_args=tuple(model_args),
