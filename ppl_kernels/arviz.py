@@ -47,7 +47,7 @@ import numpy as np
 
 from . import _host
 from .config import positive_int
-from .sites import Site
+from .sites import Site, output_axis
 from .sites import to_numpy as _to_numpy
 
 __all__ = ["to_inference_data"]
@@ -56,16 +56,9 @@ _PREDICTION_KEYS = ("model_args", "model_kwargs", "observed", "coords", "dims")
 
 
 # -- chunked evaluation over draws and data ------------------------------------------------------
-def _output_axis(site: Site, what: str) -> int:
-    """Axis of the subsampled plate in an output array (negative, from the right)."""
-    if what == "value":
-        return site.dim - site.event_dim
-    return site.dim - 1 if what == "classes" else site.dim
-
-
 def _store(out, name, what, arr, row, num_rows, site: Site, start, n_valid, size):
     """Write one evaluated chunk into its place in the full output (allocated on first use)."""
-    axis = arr.ndim + _output_axis(site, what) if site.plate is not None else None
+    axis = arr.ndim + output_axis(site, what) if site.plate is not None else None
     if axis is not None:
         arr = np.take(arr, np.arange(n_valid), axis=axis)  # drop the padding
     dest = out.setdefault(name, {}).get(what)
@@ -123,7 +116,8 @@ def _pointwise(ev, draws, requests, sites, *, num_draws, chunk_size, draw_chunk_
                 if ev.fixed_draw_chunks:
                     ids = np.concatenate([ids, np.full(width - (d1 - d0), d1 - 1)])
                 chunk_draws = {k: v[ids] for k, v in draws.items()}
-                res = ev.evaluate(chunk_draws, ids, start, idx, {n: requests[n] for n in names}, tgt)
+                res = ev.evaluate(chunk_draws, ids, start, idx, {n: requests[n] for n in names}, tgt,
+                                  plate=getattr(plate, "name", None))
                 for n in names:
                     if sites[n].plate is None and start > 0:
                         continue

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Site", "site_info", "site_kind", "site_outputs", "is_factor", "to_numpy"]
+__all__ = ["Site", "site_info", "site_kind", "site_outputs", "output_axis", "is_factor", "to_numpy"]
 
 
 class Site(NamedTuple):
@@ -76,3 +76,11 @@ def site_outputs(site, whats, target, moveaxis) -> dict:
     if "target" in whats:
         out["target"] = fn.log_prob(target)
     return out
+
+
+def output_axis(site: Site, what: str) -> int:
+    """Axis of the subsampled plate in an output of :func:`site_outputs` (negative, from
+    the right)."""
+    if what == "value":
+        return site.dim - site.event_dim
+    return site.dim - 1 if what == "classes" else site.dim

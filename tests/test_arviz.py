@@ -131,6 +131,58 @@ def test_chunked_log_likelihood_equals_unchunked(backend):
     np.testing.assert_array_equal(chunked.posterior["w_norm"].values, whole.posterior["w_norm"].values)
 
 
+def test_pyro_export_vectorised_over_draws_and_pieces_equals_one_at_a_time(monkeypatch):
+    """Pyro's plate takes B indices at a time: a chunk of several B-pieces (the last one
+    padded) and many draws go through one nested vmap, and give what tracing each draw and
+    piece on its own gives."""
+    from ppl_kernels.pyro.host import Evaluator
+
+    mcmc, _ = linreg_run("pyro")
+    X, y, _ = am.regression_args("pyro")
+    looped_calls = {"n": 0}
+    orig = Evaluator._looped
+
+    def counting(self, *args):
+        looped_calls["n"] += 1
+        return orig(self, *args)
+
+    monkeypatch.setattr(Evaluator, "_looped", counting)
+    # B = 25 and chunk_size = 60: chunks of 50 rows, N = 120 = 50 + 50 + 20 (padded)
+    fast = to_inference_data(mcmc, model_args=(X, y, 25), chunk_size=60, draw_chunk_size=64)
+    assert looped_calls["n"] == 0
+    monkeypatch.setattr(Evaluator, "_vmapped", staticmethod(lambda *a: (_ for _ in ()).throw(RuntimeError("no"))))
+    slow = to_inference_data(mcmc, model_args=(X, y, 25), chunk_size=60, draw_chunk_size=64)
+    assert looped_calls["n"] > 0
+    np.testing.assert_allclose(fast.log_likelihood["obs"].values, slow.log_likelihood["obs"].values, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_array_equal(fast.observed_data["obs"].values, am.Y_REG_TRAIN)
+    np.testing.assert_array_equal(slow.observed_data["obs"].values, am.Y_REG_TRAIN)
+    np.testing.assert_array_equal(fast.posterior["w_norm"].values, slow.posterior["w_norm"].values)
+
+
+def _linreg_reads_a_python_float(X, y=None, batch=None):
+    import pyro
+    import pyro.distributions as dist
+
+    w = pyro.sample("w", dist.Normal(0.0, 1.0).expand([X.shape[1]]).to_event(1))
+    b = pyro.sample("b", dist.Normal(0.0, 1.0))
+    sigma = pyro.sample("sigma", dist.HalfNormal(1.0))
+    with pyro.plate("data", X.shape[0], subsample_size=batch) as idx:
+        pyro.sample("obs", dist.Normal(X[idx] @ w + b, float(sigma)), obs=y[idx])  # float(): no vmap
+
+
+def test_pyro_export_of_a_model_that_cannot_vmap_traces_one_draw_at_a_time():
+    mcmc = runner.sample(
+        "pyro", model=_linreg_reads_a_python_float, model_args=am.regression_args("pyro", batch=BATCH),
+        kernel_kwargs=dict(step_size=STEP, num_steps=10, init_strategy=am.init_to_median("pyro")),
+        num_samples=20, num_warmup=20, seed=0,
+    )
+    idata = to_inference_data(mcmc)
+    mu, sigma = linear_predictor(idata, am.X_TRAIN)
+    np.testing.assert_allclose(idata.log_likelihood["obs"].values, norm.logpdf(am.Y_REG_TRAIN, mu, sigma),
+                               rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predictions_on_held_out_data(backend):
     idata = linreg_run(backend)[1]

@@ -120,7 +120,8 @@ def test_killed_process_resumes_exactly(backend, tmp_path):
                             stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 240
-        while time.time() < deadline and not (folder / "chunk-000001.nc").exists():
+        # chunk 2 is begun only after the checkpoint of chunk 1: two chunks are then kept
+        while time.time() < deadline and not (folder / "chunk-000002.nc").exists():
             assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
             time.sleep(0.05)
         os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the lock and maybe a temporary file stay behind

@@ -143,7 +143,8 @@ class Evaluator:
                 out[name] = site_info(name, site, site_kind(name, site, draw), subsampled)
         return out
 
-    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
+    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets, plate=None):
+        # ``plate`` (the plate whose chunk ``idx`` holds) matters to Pyro's twin only.
         # Array arguments are traced (not baked into the program as constants).
         leaves, treedef = jax.tree.flatten((self.args, self.kwargs))
         is_array = [isinstance(x, (np.ndarray, jax.Array)) for x in leaves]

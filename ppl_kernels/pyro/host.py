@@ -8,6 +8,8 @@ through these functions, so no other module knows a host's ``MCMC`` internals.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pyro
 import torch
@@ -17,7 +19,7 @@ from pyro.poutine.subsample_messenger import _Subsample
 
 from .. import dynamics
 from ..config import STAT_FIELDS
-from ..sites import is_factor, site_info, site_kind, site_outputs, to_numpy
+from ..sites import is_factor, output_axis, site_info, site_kind, site_outputs, to_numpy
 from . import epochs, model
 from .kernel import SGHMC
 
@@ -113,18 +115,32 @@ def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_m
 
 # -- pointwise evaluation at posterior draws -------------------------------------------------------
 class Evaluator:
-    """Traces a model at given latent values and plate indices, one draw at a time
-    (the interface :mod:`ppl_kernels.arviz` drives; the twin of NumPyro's)."""
+    """Traces a model at given latent values and plate indices (the interface
+    :mod:`ppl_kernels.arviz` drives; the twin of NumPyro's).
+
+    Vectorised with :func:`torch.func.vmap` over the draws and over the
+    ``subsample_size`` pieces of a chunk of data (Pyro's plate accepts only its own
+    ``subsample_size`` indices at a time).  A model that cannot run under ``vmap``
+    (it draws random numbers, as a prediction does, or reads a value into Python)
+    is traced one draw and one piece at a time instead, with a seed per draw and
+    piece; both give the same values.
+    """
 
     fixed_draw_chunks = False
 
     def __init__(self, model_fn, args, kwargs, seed, plates=None):
         self.model, self.args, self.kwargs, self.seed = model_fn, tuple(args), dict(kwargs), seed
         self.plates = find_subsample_plates(model_fn, self.args, self.kwargs) if plates is None else list(plates)
+        self.vectorised = True  # until the model shows that it cannot run under vmap
+        self._layout = None
 
     def chunk_length(self, plate, chunk_size):
-        # Pyro's plate insists that a given subsample has exactly subsample_size indices.
-        return plate.subsample_size
+        # A whole number of subsample_size pieces, as close to chunk_size as that allows.
+        b = plate.subsample_size
+        return b * max(1, min(chunk_size, plate.size) // b)
+
+    def _first_pieces(self, idx) -> dict:
+        return {p.name: torch.as_tensor(idx[p.name][: p.subsample_size]) for p in self.plates}
 
     def _trace(self, draw, idx):
         data = {k: torch.as_tensor(v) for k, v in draw.items()}
@@ -134,7 +150,7 @@ class Evaluator:
     def sites(self, draw, idx) -> dict:
         subsampled = {p.name for p in self.plates}
         with torch.no_grad():
-            tr = self._trace(draw, idx)
+            tr = self._trace(draw, self._first_pieces(idx))
         out = {}
         for name, site in tr.nodes.items():
             if site["type"] != "sample" or isinstance(site["fn"], _Subsample) or is_factor(site["fn"]):
@@ -143,17 +159,69 @@ class Evaluator:
             out[name] = site_info(name, site, kind, subsampled)
         return out
 
-    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets):
-        targets = {k: torch.as_tensor(v) for k, v in targets.items()}
+    def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets, plate=None):
+        """``{site: {what: array (draw, ...)}}`` at ``draws`` over the chunk ``idx[plate]``."""
+        draws = {k: torch.as_tensor(v) for k, v in draws.items()}
+        first = self._first_pieces(idx)
+        if self._layout is None:
+            self._layout = self.sites({k: v[0] for k, v in draws.items()}, first)
+        b = next((p.subsample_size for p in self.plates if p.name == plate), 1)
+        pieces = None if plate is None else torch.as_tensor(idx[plate]).reshape(-1, b)
+        # Targets of the plate's sites split as the indices are: a leading piece axis.
+        split = {}
+        for n, t in targets.items():
+            t, site = torch.as_tensor(t), self._layout[n]
+            split[n] = t[None] if site.plate is None else \
+                t.unflatten(t.ndim + site.dim - site.event_dim, (-1, b)).movedim(t.ndim + site.dim - site.event_dim, 0)
+
+        def one(draw, piece, tgt):
+            at = dict(first) if piece is None else {**first, plate: piece}
+            tr = self._trace(draw, at)
+            return {n: site_outputs(tr.nodes[n], w, tgt.get(n), torch.movedim) for n, w in requests.items()}
+
+        res = None
+        with torch.no_grad():
+            if self.vectorised:
+                try:
+                    res = self._vmapped(one, draws, pieces, split)
+                except Exception:  # noqa: BLE001 - any failure under vmap: trace one at a time
+                    self.vectorised = False
+            if res is None:
+                res = self._looped(one, draws, draw_ids, chunk_id, pieces, split, b)
+        out = {}
+        for n, r in res.items():
+            out[n] = {}
+            for w, v in r.items():  # v: (draw, piece, ...) -> the pieces joined along the plate's axis
+                if self._layout[n].plate is None:
+                    v = v[:, 0]
+                else:
+                    ax = v.ndim + output_axis(self._layout[n], w)
+                    v = v.movedim(1, ax - 1).flatten(ax - 1, ax)
+                out[n][w] = to_numpy(v)
+        return out
+
+    @staticmethod
+    def _vmapped(one, draws, pieces, split):
+        # randomness="error": a model that draws random numbers needs the loop's per-draw seeds
+        vmap = functools.partial(torch.func.vmap, randomness="error")
+        with pyro.validation_enabled(False):
+            if pieces is None:
+                res = vmap(lambda d: one(d, None, {n: t[0] for n, t in split.items()}))(draws)
+                return {n: {w: v[:, None] for w, v in r.items()} for n, r in res.items()}
+            return vmap(lambda d: vmap(lambda p, t: one(d, p, t))(pieces, split))(draws)
+
+    def _looped(self, one, draws, draw_ids, chunk_id, pieces, split, b):
         rows = []
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]):
             for s, draw_id in enumerate(draw_ids):
-                # Reproducible per (draw, chunk), and independent between chunks.
-                torch.manual_seed(hash((self.seed, int(draw_id), int(chunk_id))) % 2**63)
-                tr = self._trace({k: v[s] for k, v in draws.items()}, idx)
-                rows.append({n: site_outputs(tr.nodes[n], w, targets.get(n), torch.movedim)
-                             for n, w in requests.items()})
-        return {n: {w: np.stack([to_numpy(r[n][w]) for r in rows]) for w in requests[n]} for n in requests}
+                draw, row = {k: v[s] for k, v in draws.items()}, []
+                for j in range(1 if pieces is None else len(pieces)):
+                    # Reproducible per (draw, data point), whatever the chunking.
+                    torch.manual_seed(hash((self.seed, int(draw_id), int(chunk_id) + j * b)) % 2**63)
+                    row.append(one(draw, None if pieces is None else pieces[j], {n: t[j] for n, t in split.items()}))
+                rows.append(row)
+        return {n: {w: torch.stack([torch.stack([torch.as_tensor(p[n][w]) for p in row]) for row in rows]) for w in r}
+                for n, r in rows[0][0].items()}
 
 
 # -- one integrator step at a time ------------------------------------------------------------------
