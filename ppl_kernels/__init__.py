@@ -7,6 +7,7 @@ neither PyTorch nor JAX::
     from ppl_kernels.numpyro import SGHMC    # numpyro.infer.mcmc.MCMCKernel
     from ppl_kernels import schedules, to_inference_data, compare_temperatures, temperature_sweep
     from ppl_kernels import stream, open_store   # draws streamed to disk, resumable
+    from ppl_kernels import predictive_mean      # held-out averages, also of runs that keep no weights
 """
 
 from importlib import import_module
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "to_inference_data": "ppl_kernels.arviz",
+    "predictive_mean": "ppl_kernels.arviz",
     "compare_temperatures": "ppl_kernels.compare",
     "temperature_sweep": "ppl_kernels.compare",
     "diagnostics": "ppl_kernels.diagnostics",

@@ -50,7 +50,7 @@ from .config import positive_int
 from .sites import Site, output_axis
 from .sites import to_numpy as _to_numpy
 
-__all__ = ["to_inference_data"]
+__all__ = ["to_inference_data", "predictive_mean"]
 
 _PREDICTION_KEYS = ("model_args", "model_kwargs", "observed", "coords", "dims")
 
@@ -74,7 +74,7 @@ def _store(out, name, what, arr, row, num_rows, site: Site, start, n_valid, size
 
 
 def _pointwise(ev, draws, requests, sites, *, num_draws, chunk_size, draw_chunk_size, targets=None,
-               first_draw_only=()):
+               first_draw_only=(), draw_ids=None):
     """Evaluate ``requests`` ({site: {what, ...}}) at every draw and, for sites inside a
     subsampled plate, over the whole plate in consecutive chunks of indices.
 
@@ -82,6 +82,8 @@ def _pointwise(ev, draws, requests, sites, *, num_draws, chunk_size, draw_chunk_
     ``(site, what)`` pairs in ``first_draw_only`` keep the first draw only.  Memory beyond
     the outputs is one chunk of draws times one chunk of data.  Every evaluation
     asks for the same quantities at the same shapes, so NumPyro compiles once.
+    ``draw_ids`` (default ``arange(num_draws)``) number the draws for the random
+    streams of predictive draws: a chunk of a longer run passes its draws' places in it.
     """
     targets = targets or {}
     width = min(draw_chunk_size, num_draws)
@@ -116,7 +118,7 @@ def _pointwise(ev, draws, requests, sites, *, num_draws, chunk_size, draw_chunk_
                 if ev.fixed_draw_chunks:
                     ids = np.concatenate([ids, np.full(width - (d1 - d0), d1 - 1)])
                 chunk_draws = {k: v[ids] for k, v in draws.items()}
-                res = ev.evaluate(chunk_draws, ids, start, idx, {n: requests[n] for n in names}, tgt,
+                res = ev.evaluate(chunk_draws, ids if draw_ids is None else draw_ids[ids], start, idx, {n: requests[n] for n in names}, tgt,
                                   plate=getattr(plate, "name", None))
                 for n in names:
                     if sites[n].plate is None and start > 0:
@@ -354,6 +356,28 @@ def to_inference_data(
     >>> idata = to_inference_data(mcmc)  # doctest: +SKIP
     >>> az.loo(idata)  # doctest: +SKIP
     """
+    return _export(mcmc, log_likelihood=log_likelihood, predictions=predictions,
+                   posterior_predictive=posterior_predictive, coords=coords, dims=dims, model_args=model_args,
+                   model_kwargs=model_kwargs, chunk_size=chunk_size, draw_chunk_size=draw_chunk_size)
+
+
+def _export(
+    mcmc,
+    *,
+    log_likelihood: bool = True,
+    predictions: Mapping[str, Any] | None = None,
+    posterior_predictive: Mapping[str, Any] | None = None,
+    coords: Mapping[str, Any] | None = None,
+    dims: Mapping[str, list] | None = None,
+    model_args: tuple | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
+    chunk_size: int = 1024,
+    draw_chunk_size: int = 128,
+    chunk_of: tuple[int, int] | None = None,
+):
+    """:func:`to_inference_data`; ``chunk_of = (offset, run_draws)`` marks the run as draws
+    ``offset ...`` of a run of ``run_draws`` draws per chain (a streamed chunk), so that
+    predictive draws use the random streams the whole run's export would give them."""
     import arviz as az
 
     positive_int("chunk_size", chunk_size)
@@ -391,7 +415,12 @@ def to_inference_data(
     kwargs = dict(run_kwargs if model_kwargs is None else model_kwargs)
     seed = attrs["seed"] if isinstance(attrs["seed"], int) else 0
     # draws may hold no site at all (a model with no latent site): count them from the statistics
-    opts = dict(num_draws=num_chains * num_draws, chunk_size=chunk_size, draw_chunk_size=draw_chunk_size)
+    draw_ids = None
+    if chunk_of is not None:  # the flattened (chain, draw) place of each draw in the whole run
+        offset, run_draws = chunk_of
+        draw_ids = (np.arange(num_chains)[:, None] * run_draws + offset + np.arange(num_draws)).reshape(-1)
+    opts = dict(num_draws=num_chains * num_draws, chunk_size=chunk_size, draw_chunk_size=draw_chunk_size,
+                draw_ids=draw_ids)
 
     # The kernel knows the plates of the data it ran on (unless its chains ran in other
     # processes); other arguments are traced anew.
@@ -434,3 +463,70 @@ def to_inference_data(
             if const:
                 groups["predictions_constant_data"] = group(const, sample_dims=(), coords=p_coords, dims=p_dims)
     return az.InferenceData(**groups)
+
+
+# -- posterior predictive averages -----------------------------------------------------------------
+def predictive_mean(predictions):
+    """Average the posterior predictive over the draws of each chain.
+
+    What a run that keeps no weights can still report (:func:`ppl_kernels.stream`
+    accumulates it chunk by chunk with ``predictive_mean=``), and what held-out
+    accuracy and NLL are computed from.
+
+    Parameters
+    ----------
+    predictions : arviz.InferenceData or xarray.Dataset
+        An export with a ``predictions`` group (see :func:`to_inference_data`), or
+        such a group itself (``posterior_predictive`` works too).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per chain (dims ``chain`` and the prediction points' dims), for each predicted
+        site ``y``: ``y_mean``, the mean of the predictive draws; with an enumerable
+        support ``y_class_prob``, the mean class probabilities
+        ``mean_s p(y* = k | θ_s)``; with held-out targets ``y_log_density``, the log
+        predictive density ``log mean_s p(y* | θ_s)``.  ``attrs["num_draws"]`` is the
+        number of draws per chain.  All chains have as many draws, so the pooled class
+        probabilities are ``ds.y_class_prob.mean("chain")`` and the pooled log density
+        is ``logsumexp`` over chains minus ``log(num_chains)``.
+
+    Raises
+    ------
+    ValueError
+        If ``predictions`` has no ``predictions`` group or no ``draw`` dimension.
+    """
+    import xarray as xr
+
+    pred = predictions
+    if not isinstance(pred, xr.Dataset):
+        if "predictions" not in getattr(pred, "groups", lambda: [])():
+            raise ValueError(f"predictions must be an InferenceData with a predictions group or a Dataset, got {pred!r}")
+        pred = pred["predictions"]
+    if "draw" not in pred.dims:
+        raise ValueError(f"predictions has no draw dimension (dims {tuple(pred.dims)}): nothing to average")
+    out = {}
+    for name, da in pred.data_vars.items():
+        da = da.astype(np.float64)
+        if name.endswith("_class_log_prob"):
+            out[name[: -len("_log_prob")] + "_prob"] = np.exp(da).mean("draw")
+        elif name.endswith("_log_density"):
+            top = da.max("draw")  # log-mean-exp without overflow
+            out[name] = top + np.log(np.exp(da - top).mean("draw"))
+        else:
+            out[f"{name}_mean"] = da.mean("draw")
+    return xr.Dataset(out, attrs={**pred.attrs, "num_draws": int(pred.sizes["draw"])})
+
+
+def _merge_means(a, b):
+    """The :func:`predictive_mean` of two runs of draws from those of each."""
+    import xarray as xr
+
+    na, nb = a.attrs["num_draws"], b.attrs["num_draws"]
+    out = {}
+    for name in a.data_vars:
+        if name.endswith("_log_density"):
+            out[name] = np.logaddexp(a[name] + np.log(na), b[name] + np.log(nb)) - np.log(na + nb)
+        else:
+            out[name] = (na * a[name] + nb * b[name]) / (na + nb)
+    return xr.Dataset(out, attrs={**b.attrs, "num_draws": na + nb})

@@ -17,7 +17,8 @@ A store is a folder::
 
     run.json              the run's settings (a resume must repeat them)
     chunk-000000.nc ...   one InferenceData per chunk (draw coordinates continue)
-    checkpoint.pkl        chunks written, draws kept, the chains' states
+    checkpoint.pkl        chunks written, draws kept, the chains' states (and the
+                          held-out averages of ``predictive_mean=``)
     .lock                 the writing process's id while it runs
 
 Files are written under a temporary name and renamed, so a file is either
@@ -35,6 +36,8 @@ from typing import Any, Callable
 import numpy as np
 
 from . import _host
+from .arviz import _check_predictions, _export, _merge_means
+from .arviz import predictive_mean as _predictive_mean
 from .config import positive_int
 from .runner import Interrupted, sample, warn_frozen_chains, warn_kinetic_temperature
 
@@ -101,12 +104,22 @@ class _Lock:
 
 
 def _settings(backend, kernel, *, num_samples, num_warmup, num_chains, seed, chain_method, chunk_draws, sites,
-              export) -> dict:
-    return {
+              export, predictive_mean) -> dict:
+    settings = {
         "format": _FORMAT, "backend": backend, "kernel_json": kernel.config.to_json(), "num_samples": num_samples,
         "num_warmup": num_warmup, "num_chains": num_chains, "seed": seed, "chain_method": chain_method,
         "chunk_draws": chunk_draws, "sites": sites, "export": sorted(export),
     }
+    if predictive_mean is not None:  # absent otherwise: stores made before it existed resume unchanged
+        settings["predictive_mean"] = sorted(predictive_mean)
+    return settings
+
+
+def _chunk_mean(mcmc, offset: int, run_draws: int, spec, export):
+    """:func:`ppl_kernels.predictive_mean` of the chunk's predictions at ``spec``."""
+    chunking = {k: export[k] for k in ("chunk_size", "draw_chunk_size") if k in export}
+    idata = _export(mcmc, log_likelihood=False, predictions=spec, chunk_of=(offset, run_draws), **chunking)
+    return _predictive_mean(idata)
 
 
 def _prepare(folder: Path, settings: dict, resume: bool):
@@ -135,13 +148,12 @@ def _prepare(folder: Path, settings: dict, resume: bool):
     return None
 
 
-def _chunk_idata(mcmc, offset: int, sites, export):
-    """The chunk's export with draw coordinates from ``offset`` and only ``sites`` in the posterior."""
+def _chunk_idata(mcmc, offset: int, run_draws: int, sites, export):
+    """The chunk's export with draw coordinates from ``offset`` and only ``sites`` in the
+    posterior (its predictive draws those of the whole run's export)."""
     import arviz as az
 
-    from .arviz import to_inference_data
-
-    idata = to_inference_data(mcmc, **export)
+    idata = _export(mcmc, chunk_of=(offset, run_draws), **export)
     groups = {}
     for name in idata.groups():
         ds = idata[name]
@@ -172,6 +184,7 @@ def stream(
     chunk_draws: int = 100,
     sites: list | None = None,
     export: dict | None = None,
+    predictive_mean: dict | None = None,
     resume: bool = False,
 ):
     """Run SGHMC as :func:`ppl_kernels.runner.sample` does, writing the kept draws to ``store``
@@ -196,6 +209,14 @@ def stream(
         Keyword arguments of :func:`ppl_kernels.to_inference_data` for each chunk
         (``log_likelihood``, ``predictions``, ``posterior_predictive``, ``coords``,
         ``dims``, ``chunk_size`` ...).
+    predictive_mean : dict, optional
+        Held-out data as in ``to_inference_data(predictions=...)`` (``model_args``,
+        ``model_kwargs``, ``observed`` ...): the posterior predictive averaged over
+        every draw so far (:func:`ppl_kernels.predictive_mean`: mean class
+        probabilities, log predictive density, mean prediction), updated after each
+        chunk and saved with the checkpoint, without keeping a draw of it; the store's
+        InferenceData has it as the group ``predictive_mean``.  With ``sites=[]``, a
+        run of a large network keeps its statistics and held-out averages only.
     resume : bool
         Continue the run in ``store`` from its last checkpoint (the settings must be the
         same): the draws that follow are those the uninterrupted run would have made.
@@ -223,18 +244,21 @@ def stream(
     export = dict(export or {})
     if "model_args" in export or "model_kwargs" in export:
         raise ValueError("export must not hold model_args / model_kwargs: the chunks are exported at the run's own")
+    predictive_mean = _check_predictions("predictive_mean", predictive_mean)
     folder = Path(store).expanduser().absolute()
     model_kwargs = dict(model_kwargs or {})
     kernel_kwargs = dict(kernel_kwargs or {})
     kernel = host.SGHMC(model, potential_fn, **kernel_kwargs)  # bad kernel arguments fail here, before any file
     kernel.rng_seed = seed
     settings = _settings(backend, kernel, num_samples=num_samples, num_warmup=num_warmup, num_chains=num_chains,
-                         seed=seed, chain_method=chain_method, chunk_draws=chunk_draws, sites=sites, export=export)
+                         seed=seed, chain_method=chain_method, chunk_draws=chunk_draws, sites=sites, export=export,
+                         predictive_mean=predictive_mean)
     folder.mkdir(parents=True, exist_ok=True)
     with _Lock(folder):
         checkpoint = _prepare(folder, settings, resume)
         written = 0 if checkpoint is None else checkpoint["chunks"]
         done = 0 if checkpoint is None else checkpoint["draws"]
+        average = None if checkpoint is None else checkpoint.get("predictive_mean")
         for stale in folder.glob("chunk-*.nc"):  # written after the last checkpoint: redone
             if int(stale.stem.split("-")[1]) >= written:
                 stale.unlink()
@@ -253,10 +277,15 @@ def stream(
                                              num_chains=num_chains, chain_method=chain_method,
                                              progress_bar=progress_bar, model_args=tuple(model_args),
                                              model_kwargs=model_kwargs, mcmc=mcmc)
-                idata = _chunk_idata(mcmc, done, sites, export)
+                idata = _chunk_idata(mcmc, done, num_samples, sites, export)
+                if predictive_mean is not None:
+                    mean = _chunk_mean(mcmc, done, num_samples, predictive_mean, export)
+                    average = mean if average is None else _merge_means(average, mean)
                 _atomic_write(folder / _chunk_file(written), idata.to_netcdf)
                 written, done = written + 1, done + n
                 checkpoint = {"chunks": written, "draws": done, "states": host.last_states(mcmc)}
+                if average is not None:  # with the checkpoint: always the average of the chunks it counts
+                    checkpoint["predictive_mean"] = average
                 _atomic_write(folder / CHECKPOINT_FILE, lambda p, c=checkpoint: _pickle(c, p))
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted after {done} of {num_samples} draws per chain: {str(folder)!r} keeps them "
@@ -274,7 +303,8 @@ def _pickle(obj, path):
 def open_store(store):
     """A store written by :func:`stream` as one :class:`arviz.InferenceData`: the chunks'
     groups joined along ``draw`` (groups without draws, such as ``observed_data``, from the
-    first chunk), the attributes of the last chunk with the run's lengths so far.
+    first chunk), the attributes of the last chunk with the run's lengths so far, and
+    the group ``predictive_mean`` when the run averaged its predictions.
 
     Parameters
     ----------
@@ -294,10 +324,11 @@ def open_store(store):
     except (OSError, ValueError):
         raise ValueError(f"store {str(folder)!r} is not a store of ppl_kernels (no readable {RUN_FILE})") from None
     checkpoint = folder / CHECKPOINT_FILE
-    written = 0
+    written, average = 0, None
     if checkpoint.exists():
         with open(checkpoint, "rb") as f:
-            written = pickle.load(f)["chunks"]
+            saved = pickle.load(f)
+        written, average = saved["chunks"], saved.get("predictive_mean")
     if written == 0:
         raise ValueError(f"store {str(folder)!r} holds no finished chunk yet")
     chunks = [az.from_netcdf(str(folder / _chunk_file(i))) for i in range(written)]
@@ -310,4 +341,6 @@ def open_store(store):
         if "num_samples" in attrs:  # a chunk's lengths are its own; the store's are the run's
             attrs.update(num_samples=total, num_warmup=settings["num_warmup"])
         groups[name] = ds.assign_attrs(attrs)
+    if average is not None:
+        groups["predictive_mean"] = average
     return az.InferenceData(**groups)

@@ -267,3 +267,20 @@ def test_coords_and_dims_name_the_data_dimension():
     assert idata.log_likelihood["obs"].dims == ("chain", "draw", "obs_id")
     assert idata.observed_data["obs"].dims == ("obs_id",)
     assert idata.observed_data["obs_id"].values[0] == 1000
+
+
+def test_predictive_mean_of_an_in_memory_export():
+    from ppl_kernels import predictive_mean
+
+    mcmc, idata = linreg_run("numpyro")
+    mean = predictive_mean(idata)
+    assert set(mean.data_vars) == {"obs_mean", "obs_log_density"} and mean.attrs["num_draws"] == 100
+    np.testing.assert_allclose(mean.obs_mean.values, idata.predictions.obs.values.mean(1), rtol=1e-6)
+    mu, sigma = linear_predictor(idata, am.X_TEST)
+    lpd = np.log(norm.pdf(am.Y_REG_TEST, mu, sigma).mean(1))  # (chain, point)
+    np.testing.assert_allclose(mean.obs_log_density.values, lpd, rtol=1e-4, atol=1e-4)
+    assert mean.obs_log_density.dims == ("chain", "obs_dim_0")
+    with pytest.raises(ValueError, match="predictions group"):
+        predictive_mean(to_inference_data(mcmc, log_likelihood=False))
+    with pytest.raises(ValueError, match="no draw dimension"):
+        predictive_mean(idata.observed_data)

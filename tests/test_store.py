@@ -67,6 +67,54 @@ def test_stream_writes_only_the_chosen_sites(backend, tmp_path):
     assert "obs" in out.log_likelihood
 
 
+def _softmax_kwargs(backend, num_samples=50, num_chains=2):
+    import arviz_models as am
+
+    return dict(model=am.MODELS["softmax", backend], model_args=am.classification_args(backend, batch=20),
+                kernel_kwargs=KERNEL, num_samples=num_samples, num_warmup=30, num_chains=num_chains, seed=3)
+
+
+def _held_out(backend):
+    import arviz_models as am
+
+    X_test, y_test, _ = am.classification_args(backend, split="test")
+    return dict(model_args=(X_test,), model_kwargs=dict(batch=20), observed={"y": y_test})
+
+
+@pytest.mark.filterwarnings("ignore:num_chains=2 is more than available_cpu")
+def test_streamed_predictions_and_their_running_average_are_the_in_memory_ones(backend, tmp_path):
+    """Each chunk's predictive draws come from the random streams of their places in the
+    whole run (not of the chunk's own draw 0, 1, ...), and the running average over chunks
+    is the average over all draws."""
+    from ppl_kernels import predictive_mean
+
+    kw, spec = _softmax_kwargs(backend), _held_out(backend)
+    memory = to_inference_data(runner.sample(backend, **kw), predictions=spec)
+    streamed = store.stream(backend, tmp_path / "s", chunk_draws=20, export=dict(predictions=spec), **kw)
+    # The predictive draws (integers) are equal; the log probabilities up to float32 rounding,
+    # since XLA rounds a vectorised evaluation of 20 draws and one of 100 differently.
+    np.testing.assert_array_equal(streamed.predictions.y.values, memory.predictions.y.values)
+    for v in ("y_class_log_prob", "y_log_density"):
+        np.testing.assert_allclose(streamed.predictions[v].values, memory.predictions[v].values, rtol=1e-6, atol=1e-6)
+    # A run that keeps no draw of the weights, only the held-out averages.
+    lean = store.stream(backend, tmp_path / "lean", chunk_draws=20, sites=[], export=dict(log_likelihood=False),
+                        predictive_mean=spec, **kw)
+    assert {"posterior", "predictions", "log_likelihood"}.isdisjoint(lean.groups()) and "sample_stats" in lean.groups()
+    expected, got = predictive_mean(memory), lean.predictive_mean
+    assert set(got.data_vars) == {"y_mean", "y_class_prob", "y_log_density"} and got.attrs["num_draws"] == 50
+    for v in expected.data_vars:
+        np.testing.assert_allclose(got[v].values, expected[v].values, rtol=1e-6, atol=1e-6, err_msg=v)
+        assert got[v].dims == expected[v].dims
+    probs = got.y_class_prob.values
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+    # log mean_s p(y*|θ_s) from the per-draw densities, independently of predictive_mean
+    ld = memory.predictions.y_log_density.values.astype(np.float64)
+    np.testing.assert_allclose(got.y_log_density.values, np.log(np.exp(ld).mean(1)), rtol=1e-6, atol=1e-6)
+    y_test = spec["observed"]["y"]
+    np.testing.assert_allclose(np.take_along_axis(probs, np.asarray(y_test)[None, :, None], -1)[..., 0],
+                               np.exp(got.y_log_density.values), rtol=1e-6)
+
+
 class _InterruptOnChunk:
     """Ctrl-C while the ``n``-th chunk is being exported (its draws are then lost, the
     earlier ones kept)."""
@@ -219,3 +267,20 @@ def test_pyro_continues_from_last_state_exactly():
         kernel.post_warmup_state = {"theta": 1.0}
     kernel.post_warmup_state = None
     assert kernel.post_warmup_state is None
+
+
+def test_running_average_resumes_exactly(backend, tmp_path, monkeypatch):
+    kw, spec = _softmax_kwargs(backend, num_samples=40, num_chains=1), _held_out(backend)
+    opts = dict(chunk_draws=20, sites=[], export=dict(log_likelihood=False), predictive_mean=spec)
+    whole = store.stream(backend, tmp_path / "whole", **opts, **kw)
+    _InterruptOnChunk(2, monkeypatch)
+    with pytest.raises(store.Interrupted):
+        store.stream(backend, tmp_path / "cut", **opts, **kw)
+    assert store.open_store(tmp_path / "cut").predictive_mean.attrs["num_draws"] == 20
+    monkeypatch.undo()
+    resumed = store.stream(backend, tmp_path / "cut", resume=True, **opts, **kw).predictive_mean
+    assert resumed.attrs["num_draws"] == 40
+    for v in whole.predictive_mean.data_vars:
+        np.testing.assert_array_equal(resumed[v].values, whole.predictive_mean[v].values, err_msg=v)
+    with pytest.raises(ValueError, match="predictive_mean differ"):
+        store.stream(backend, tmp_path / "cut", resume=True, **dict(opts, predictive_mean=None), **kw)
