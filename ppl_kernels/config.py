@@ -451,6 +451,23 @@ _CLASS_DOC = """Tempered, norm-adjusting stochastic-gradient HMC for {host}.
 """
 
 
+#: NUTS/HMC arguments that have no meaning for SGHMC, and what to use instead.
+HOST_ALTERNATIVES = {
+    "full_mass": "SGHMC's mass is diagonal: adapt_mass_matrix=True adapts it per coordinate from the "
+                 "curvature, or give a fixed diagonal as mass= (per site or one value)",
+    "dense_mass": "SGHMC's mass is diagonal: adapt_mass_matrix=True adapts it per coordinate from the "
+                  "curvature, or give a fixed diagonal as mass= (per site or one value)",
+    "inverse_mass_matrix": "give the mass itself as mass= (per site or one value), or let adapt_mass_matrix adapt it",
+    "target_accept_prob": "SGHMC has no accept step: the warmup (adapt_step_size=True) sets the step from the "
+                          "curvature and the gradient noise",
+    "find_heuristic_step_size": "the warmup (adapt_step_size=True) sets the step from the curvature and the "
+                                "gradient noise",
+    "trajectory_length": "give num_steps (integrator steps per draw) and step_size",
+    "max_tree_depth": "SGHMC builds no tree: num_steps sets the integrator steps per draw",
+    "kinetic_fn": "SGHMC's kinetic energy is the Gaussian one of mass=",
+}
+
+
 class KernelArguments:
     """The constructor both kernels share: one signature, one validation, one docstring.
 
@@ -489,6 +506,10 @@ class KernelArguments:
         if (model is None) == (potential_fn is None):
             raise ValueError("give exactly one of model and potential_fn")
         unknown = sorted(set(host_options) - set(self.host_options))
+        for name in unknown:
+            if name in HOST_ALTERNATIVES:
+                raise TypeError(f"{type(self).__name__}() does not take {name}={host_options[name]!r} "
+                                f"(an argument of NUTS/HMC): {HOST_ALTERNATIVES[name]}")
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
         self.config = SGHMCConfig(

@@ -295,3 +295,80 @@ def test_numpyro_parallel_chains():
     np.testing.assert_allclose(parallel, sequential, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(out["parallel"]["kinetic_temperature"], out["sequential"]["kinetic_temperature"],
                                rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+@pytest.mark.parametrize("name, value, alternative", [
+    ("dense_mass", True, "adapt_mass_matrix=True adapts it per coordinate"),
+    ("full_mass", [("loc", "scale")], "give a fixed diagonal as mass="),
+    ("target_accept_prob", 0.9, "no accept step"),
+    ("max_tree_depth", 8, "num_steps"),
+])
+def test_nuts_only_arguments_name_the_alternative(backend, name, value, alternative):
+    import importlib
+
+    SGHMC = importlib.import_module(f"ppl_kernels.{backend}").SGHMC
+    with pytest.raises(TypeError, match=rf"does not take {name}=.*NUTS/HMC.*{alternative}"):
+        SGHMC({"pyro": pyro_model, "numpyro": numpyro_model}[backend], **{name: value})
+
+
+def test_numpyro_forward_mode_differentiation():
+    """A model that reverse mode cannot differentiate (a while loop) samples with
+    forward_mode_differentiation=True as the same model without the loop does."""
+    import jax
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC
+
+    from ppl_kernels.numpyro import SGHMC
+
+    y = as_array("numpyro", conjugate_data(40))
+
+    def model(y, loop=True):
+        theta = numpyro.sample("theta", dist.Normal(0.0, 1.0))
+        if loop:  # the identity, three times, in a loop reverse mode refuses
+            theta = jax.lax.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, c[1] * 1.0), (0, theta))[1]
+        with numpyro.plate("data", y.shape[0], subsample_size=10) as idx:
+            numpyro.sample("obs", dist.Normal(theta, 2.0), obs=y[idx])
+
+    def draws(loop, **kw):
+        mcmc = MCMC(SGHMC(model, **KERNEL, **kw), num_warmup=NUM_WARMUP, num_samples=NUM_SAMPLES, progress_bar=False)
+        mcmc.run(jax.random.PRNGKey(0), y, loop=loop)
+        return np.asarray(mcmc.get_samples()["theta"])
+
+    with pytest.raises(ValueError, match="[Rr]everse-mode differentiation does not work for lax.while_loop"):
+        draws(True)
+    np.testing.assert_allclose(draws(True, forward_mode_differentiation=True), draws(False), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["pyro", "numpyro"])
+def test_hosts_predictive_on_the_samples_of_a_subsampled_model(backend):
+    """The host's own Predictive on ``mcmc.get_samples()``: at the full training inputs and at
+    held-out inputs with the plate unsubsampled (``batch=None``, as after SVI with
+    subsampling), every row is predicted, from the draw it belongs to."""
+    import arviz_models as am
+
+    from ppl_kernels import runner
+
+    model = am.MODELS["linreg", backend]
+    mcmc = runner.sample(backend, model=model, model_args=am.regression_args(backend, batch=20),
+                         kernel_kwargs=dict(step_size=4e-3, num_steps=10), num_samples=50, num_warmup=50, seed=0)
+    samples = mcmc.get_samples()
+    assert set(samples) >= {"w", "b", "sigma"} and "data" not in samples
+    for X in (am.X_TRAIN, am.X_TEST):
+        X_in = am.as_backend(backend, X, X[:, 0])[0]
+        if backend == "pyro":
+            import pyro
+
+            obs = pyro.infer.Predictive(model, posterior_samples=samples, return_sites=["obs"])(X_in, None, None)["obs"]
+        else:
+            import jax
+            import numpyro
+
+            pred = numpyro.infer.Predictive(model, samples, return_sites=["obs"])
+            obs = pred(jax.random.PRNGKey(1), X_in, None, None)["obs"]
+        obs = np.asarray(obs)
+        w, b, sigma = (np.asarray(samples[k]) for k in ("w", "b", "sigma"))
+        assert obs.shape == (50, X.shape[0])
+        z = (obs - (w @ X.T + b[:, None])) / sigma[:, None]  # N(0, 1) if each row came from its own draw
+        assert abs(z.mean()) < 4 / np.sqrt(z.size) and abs(z.var() - 1) < 4 * np.sqrt(2 / z.size)

@@ -78,11 +78,12 @@ class Layout:
         return self._unravel(flat)
 
 
-def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0) -> Static:
+def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, forward_mode: bool = False) -> Static:
     """The static part of a run from the config, the potential ``parts(z, indices,
     args, kwargs) -> (Ũ, lp)`` of :func:`ppl_kernels.numpyro.model.potential` (or a
     ``potential_fn``'s), one chain's unconstrained example ``z`` and the number of
-    warmup samples (the adaptation runs over their ``num_warmup · thinning`` draws)."""
+    warmup samples (the adaptation runs over their ``num_warmup · thinning`` draws).
+    ``forward_mode``: the gradient by forward-mode differentiation (:func:`jax.jacfwd`)."""
     layout = Layout(z)
     mass = resolve_site_values("mass", cfg.mass, layout.shapes)
     factor = resolve_site_values("friction", cfg.friction, layout.shapes)
@@ -94,11 +95,22 @@ def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0) -> Static:
     def flat_parts(z_flat, indices, model_args, model_kwargs):
         return parts(layout.unflatten(z_flat), indices, model_args, model_kwargs)
 
-    vg = jax.value_and_grad(flat_parts, has_aux=True)
+    if forward_mode:  # for models that reverse mode cannot differentiate (e.g. a lax.while_loop)
+        def with_value(z_flat, *args):
+            u, lp = flat_parts(z_flat, *args)
+            return u, (u, lp)
 
-    def value_and_grad(z_flat, indices, model_args, model_kwargs):
-        (u, lp), g = vg(z_flat, indices, model_args, model_kwargs)
-        return u, lp, g
+        fwd = jax.jacfwd(with_value, has_aux=True)
+
+        def value_and_grad(z_flat, indices, model_args, model_kwargs):
+            g, (u, lp) = fwd(z_flat, indices, model_args, model_kwargs)
+            return u, lp, g
+    else:
+        vg = jax.value_and_grad(flat_parts, has_aux=True)
+
+        def value_and_grad(z_flat, indices, model_args, model_kwargs):
+            (u, lp), g = vg(z_flat, indices, model_args, model_kwargs)
+            return u, lp, g
 
     # numpy constants, not jnp: set-up may run under a trace (pmap)
     coefficients = [dynamics.flat_coefficient(c, layout.shapes) for c in (inv_mass, fric, mass)]

@@ -23,12 +23,22 @@ from . import model as _m
 __all__ = ["SGHMC"]
 
 
+_HOST_DOC = """\
+    forward_mode_differentiation : bool
+        As for :class:`numpyro.infer.NUTS`: take the gradient by forward-mode
+        differentiation (for models that reverse mode cannot differentiate, such as
+        one with a ``jax.lax.while_loop``); slower when there are many latent
+        dimensions.
+"""
+
+
 class SGHMC(KernelArguments, MCMCKernel):
+    host_options = {"forward_mode_differentiation": False}
     sample_field = "z"
     default_init_strategy = staticmethod(init_to_uniform)
     __doc__ = KernelArguments.docstring(
         host="NumPyro", package="ppl_kernels.numpyro", nuts="numpyro.infer.NUTS", hmc="numpyro.infer.HMC",
-        plate="numpyro.plate", init_params="give ``init_params`` to :meth:`numpyro.infer.MCMC.run`", extra="",
+        plate="numpyro.plate", init_params="give ``init_params`` to :meth:`numpyro.infer.MCMC.run`", extra=_HOST_DOC,
         example="""\
     >>> from numpyro.infer import MCMC
     >>> from ppl_kernels.numpyro import SGHMC
@@ -71,7 +81,8 @@ class SGHMC(KernelArguments, MCMCKernel):
                 return u, -u
 
         z_example = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
-        self.static = integrator.make_static(cfg, parts, z_example, self.plates, num_warmup)
+        self.static = integrator.make_static(cfg, parts, z_example, self.plates, num_warmup,
+                                             forward_mode=self.forward_mode_differentiation)
         return init_params
 
     def _initial_params(self, rng_key, model_args, model_kwargs, sites):
