@@ -118,7 +118,8 @@ def _pointwise(ev, draws, requests, sites, *, num_draws, chunk_size, draw_chunk_
                 if ev.fixed_draw_chunks:
                     ids = np.concatenate([ids, np.full(width - (d1 - d0), d1 - 1)])
                 chunk_draws = {k: v[ids] for k, v in draws.items()}
-                res = ev.evaluate(chunk_draws, ids if draw_ids is None else draw_ids[ids], start, idx, {n: requests[n] for n in names}, tgt,
+                seeds = ids if draw_ids is None else draw_ids[ids]
+                res = ev.evaluate(chunk_draws, seeds, start, idx, {n: requests[n] for n in names}, tgt,
                                   plate=getattr(plate, "name", None))
                 for n in names:
                     if sites[n].plate is None and start > 0:
