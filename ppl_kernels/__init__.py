@@ -8,12 +8,13 @@ neither PyTorch nor JAX::
     from ppl_kernels import schedules, to_inference_data, compare_temperatures, temperature_sweep
     from ppl_kernels import stream, open_store   # draws streamed to disk, resumable
     from ppl_kernels import predictive_mean      # held-out averages, also of runs that keep no weights
+    from ppl_kernels import Minibatches          # minibatches for models fed their data batch from outside
 """
 
 from importlib import import_module
 
 from . import schedules
-from .config import SGHMCConfig
+from .config import Minibatches, SGHMCConfig
 
 __version__ = "0.1.0"
 
@@ -27,7 +28,7 @@ _LAZY = {
     "open_store": "ppl_kernels.store",
 }
 
-__all__ = ["schedules", "SGHMCConfig", *_LAZY, "__version__"]
+__all__ = ["schedules", "SGHMCConfig", "Minibatches", *_LAZY, "__version__"]
 
 
 def __getattr__(name):

@@ -27,6 +27,7 @@ __all__ = [
     "resolve_site_values",
     "check_latent_site",
     "SubsamplePlate",
+    "Minibatches",
     "DrawNoise",
     "nonfinite_start_error",
     "unindexed_plate_error",
@@ -58,6 +59,87 @@ class SubsamplePlate(NamedTuple):
     name: str
     size: int
     subsample_size: int
+    fed: bool = False  # a Minibatches' epochs, not a plate of the model
+
+
+def _take_rows(x, idx, size):
+    if isinstance(x, (tuple, list)):
+        return type(x)(_take_rows(v, idx, size) for v in x)
+    shape = getattr(x, "shape", None)
+    return x[idx] if shape is not None and len(shape) > 0 and shape[0] == size else x
+
+
+class Minibatches:
+    """Minibatches handed to a model that takes its data batch from outside.
+
+    For models whose plate does not draw its own subsample: a Pyro plate given
+    ``subsample=`` (TyXe's likelihoods), or a NumPyro ``plate(N, subsample_size=len(x))``
+    over data already batched.  At every integrator step the kernel draws the
+    minibatch's indices as it does for a subsampled plate (epochs of a random
+    permutation, every point once per epoch) and calls the model with
+    ``select(indices, args, kwargs)`` in place of the run's arguments.  The model must
+    scale its likelihood by ``size / batch_size`` itself, as those plates do.
+
+    Parameters
+    ----------
+    size : int
+        Rows of the full data set (N).
+    batch_size : int
+        Rows per minibatch (B), at most ``size``.
+    select : callable, optional
+        ``select(indices, args, kwargs) -> (args, kwargs)``: the model's arguments for
+        the minibatch ``indices`` (an integer array of B indices in the backend's array
+        type; traced under ``jit``, so array operations only).  By default every
+        argument (also inside tuples and lists) whose leading dimension is ``size``
+        is indexed by ``indices`` and the others are passed as they are.
+    name : str
+        The name of the minibatch's epochs (it must not be a plate of the model).
+
+    Examples
+    --------
+    >>> SGHMC(model, minibatches=Minibatches(size=len(x), batch_size=100))  # doctest: +SKIP
+    """
+
+    def __init__(self, size, batch_size, select=None, name="minibatches"):
+        self.size = positive_int("minibatches.size", size)
+        self.batch_size = positive_int("minibatches.batch_size", batch_size)
+        if self.batch_size > self.size:
+            raise ValueError(f"minibatches.batch_size must be at most minibatches.size={size!r}, got {batch_size!r}")
+        if select is not None and not callable(select):
+            raise ValueError(f"minibatches.select must be a function (indices, args, kwargs) -> (args, kwargs), "
+                             f"got {select!r}")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"minibatches.name must be a non-empty string, got {name!r}")
+        self.select, self.name = select, name
+
+    def __repr__(self):
+        return f"Minibatches(size={self.size}, batch_size={self.batch_size}, select={self.select!r}, name={self.name!r})"
+
+    @property
+    def plate(self) -> SubsamplePlate:
+        """The minibatch as the epochs see it: a plate of ``size`` indices, ``batch_size`` at a time."""
+        return SubsamplePlate(self.name, self.size, self.batch_size, fed=True)
+
+    def arguments(self, indices, args, kwargs):
+        """The model's arguments for the minibatch ``indices``."""
+        if self.select is not None:
+            args, kwargs = self.select(indices, tuple(args), dict(kwargs))
+            return tuple(args), dict(kwargs)
+        return _take_rows(tuple(args), indices, self.size), {k: _take_rows(v, indices, self.size)
+                                                               for k, v in kwargs.items()}
+
+    def potential(self, parts, model_plates):
+        """``parts(z, indices, args, kwargs)`` called at the minibatch's arguments; raises
+        if the name is one of the model's subsampled plates."""
+        if any(p.name == self.name for p in model_plates):
+            raise ValueError(f"minibatches.name {self.name!r} is a subsampled plate of the model: choose another name")
+        name = self.name
+
+        def fed(z, indices, model_args, model_kwargs):
+            args, kwargs = self.arguments(indices[name], model_args, model_kwargs)
+            return parts(z, {k: v for k, v in indices.items() if k != name}, args, kwargs)
+
+        return fed
 
 
 class DrawNoise(NamedTuple):
@@ -306,9 +388,16 @@ def nonfinite_start_error(sites: list) -> ValueError:
     )
 
 
-def unindexed_plate_error(plate: str) -> ValueError:
+def unindexed_plate_error(plate: str, fed: bool = False) -> ValueError:
     """The error both kernels raise at setup when a subsampled plate's likelihood does not
-    change with the plate's indices (data sliced as ``X[:B]`` instead of ``X[idx]``)."""
+    change with the plate's indices (data sliced as ``X[:B]`` instead of ``X[idx]``), or a
+    :class:`Minibatches`' likelihood with its minibatch (``fed``)."""
+    if fed:
+        return ValueError(
+            f"the model's log density does not change with the minibatch that minibatches={plate!r} hands it: "
+            "its select must return the minibatch's rows of the data arguments (by default, every argument whose "
+            "leading dimension is minibatches.size is indexed)"
+        )
     return ValueError(
         f"the model's log density does not change with the minibatch indices of the subsampled plate {plate!r}: "
         f"index the data with the plate's indices (`with plate({plate!r}, N, subsample_size=B) as idx: ... y[idx]`)"
@@ -411,6 +500,10 @@ _PARAMETERS_DOC = """\
     init_strategy : callable, optional
         A {host} init strategy, e.g. ``init_to_median``; default
         ``init_to_uniform``, as for :class:`{nuts}`.
+    minibatches : Minibatches, optional
+        Minibatches for a model that takes its data batch from outside
+        (:class:`ppl_kernels.config.Minibatches`): every integrator step calls the
+        model at the arguments of a minibatch that the kernel draws.
 """
 
 _CLASS_DOC = """Tempered, norm-adjusting stochastic-gradient HMC for {host}.
@@ -501,6 +594,7 @@ class KernelArguments:
         adapt_step_size=True,
         adapt_mass_matrix=True,
         init_strategy=None,
+        minibatches=None,
         **host_options,
     ):
         if (model is None) == (potential_fn is None):
@@ -530,10 +624,22 @@ class KernelArguments:
         self.model = model
         self.potential_fn = potential_fn
         self.init_strategy = init_strategy if init_strategy is not None else self.default_init_strategy
+        if minibatches is not None and not isinstance(minibatches, Minibatches):
+            raise ValueError(f"minibatches must be a ppl_kernels.Minibatches, got {minibatches!r}")
+        if minibatches is not None and potential_fn is not None:
+            raise ValueError("minibatches needs a model (a potential_fn takes no data arguments)")
+        self.minibatches = minibatches
         self.rng_seed = None
         self.plates: list = []
         if "transforms" not in self.host_options:
             self.transforms: dict = {}
+
+    def _fed(self, parts):
+        """The potential and the step's plates with :class:`Minibatches`, if given: the
+        minibatch's epochs join the model's subsampled plates."""
+        if self.minibatches is None:
+            return parts, list(self.plates)
+        return self.minibatches.potential(parts, self.plates), [*self.plates, self.minibatches.plate]
 
     @property
     def step_size(self):

@@ -70,8 +70,9 @@ class SGHMC(KernelArguments, MCMCKernel):
             if init_params is None:
                 init_params = self._initial_params(rng_key, model_args, model_kwargs, sites)
             parts = dynamics.tempered_potential(_m.log_joint_parts, self.model, self.transforms, cfg.likelihood_weight)
+            parts, step_plates = self._fed(parts)
             one_chain = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
-            _m.check_plates_used(parts, one_chain, self.plates, model_args, model_kwargs)
+            _m.check_plates_used(parts, one_chain, step_plates, model_args, model_kwargs)
         else:
             potential_fn, init_params, unflatten = self.potential_fn, *_as_sites(init_params)
             self._postprocess = (lambda *args, **kwargs: unflatten) if unflatten is not None else None
@@ -80,8 +81,9 @@ class SGHMC(KernelArguments, MCMCKernel):
                 u = potential_fn(z if unflatten is None else unflatten(z))
                 return u, -u
 
+            step_plates = self.plates
         z_example = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
-        self.static = integrator.make_static(cfg, parts, z_example, self.plates, num_warmup,
+        self.static = integrator.make_static(cfg, parts, z_example, step_plates, num_warmup,
                                              forward_mode=self.forward_mode_differentiation)
         return init_params
 

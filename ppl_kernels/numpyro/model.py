@@ -97,4 +97,4 @@ def check_plates_used(parts, z, plates, model_args, model_kwargs) -> None:
     for p in plates:
         other = dict(first, **{p.name: jnp.asarray(other_indices(p.size, p.subsample_size))})
         if bool(parts(z, other, model_args, model_kwargs)[0] == u0):
-            raise unindexed_plate_error(p.name)
+            raise unindexed_plate_error(p.name, p.fed)

@@ -130,12 +130,24 @@ def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, *, jit_compile
                   generator)
 
 
+#: How torch.distributions' argument validation words its errors.
+_VALIDATION_ERRORS = ("Expected value argument", "Expected parameter")
+
+
 def _value_and_grad(flat_parts):
     """Flat ``(z, indices, args, kwargs) -> (Ũ, lp, ∇Ũ)`` with no graph kept."""
 
     def value_and_grad(z_flat, indices, model_args, model_kwargs):
         zg = z_flat.detach().requires_grad_(True)
-        u, lp = flat_parts(zg, indices, model_args, model_kwargs)
+        try:
+            u, lp = flat_parts(zg, indices, model_args, model_kwargs)
+        except ValueError as e:
+            # A distribution made with validate_args=True (validation on when the user built it) refuses
+            # a non-finite value: the step diverged, which the kernel records and restarts from.
+            if not str(e).startswith(_VALIDATION_ERRORS) or bool(torch.isfinite(z_flat).all()):
+                raise
+            nan = torch.full((), float("nan"), dtype=z_flat.dtype)
+            return nan, nan, torch.full_like(z_flat, float("nan"))
         if not u.requires_grad:  # nothing latent to differentiate (or a potential free of z)
             return u.detach(), lp.detach(), torch.zeros_like(zg)
         (g,) = torch.autograd.grad(u, zg, allow_unused=True)

@@ -11,7 +11,6 @@ sends them back from every chain, also from worker processes).
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import OrderedDict
 
@@ -168,7 +167,8 @@ class SGHMC(KernelArguments, MCMCKernel):
             if self._initial_params is None:
                 self._initial_params = {k: self.transforms[k](s["value"]).detach() for k, s in sites.items()}
             parts = dynamics.tempered_potential(_m.log_joint_parts, self.model, self.transforms, cfg.likelihood_weight)
-            _m.check_plates_used(parts, {k: v.detach() for k, v in self._initial_params.items()}, self.plates, args,
+            parts, step_plates = self._fed(parts)
+            _m.check_plates_used(parts, {k: v.detach() for k, v in self._initial_params.items()}, step_plates, args,
                                  kwargs)
         else:
             if self._initial_params is None:
@@ -180,8 +180,9 @@ class SGHMC(KernelArguments, MCMCKernel):
                 u = potential_fn(z)
                 return u, -u
 
+            step_plates = self.plates
         z0 = {k: v.detach() for k, v in self._initial_params.items()}
-        self.static = integrator.make_static(cfg, parts, z0, self.plates, plan_warmup, jit_compile=self.jit_compile,
+        self.static = integrator.make_static(cfg, parts, z0, step_plates, plan_warmup, jit_compile=self.jit_compile,
                                              ignore_jit_warnings=self.ignore_jit_warnings,
                                              model_args=args, model_kwargs=kwargs)
         if resumed is not None:
@@ -201,8 +202,10 @@ class SGHMC(KernelArguments, MCMCKernel):
             # The caller moved the chain (e.g. a new MCMC run): restart from ``params``.
             z = {k: v.detach() for k, v in params.items()}
             state = integrator.sghmc_move(self.static, state, z, self._args, self._kwargs)
-        # As Pyro's HMC: no distribution validation while warming up (a wild early draw must not crash the run).
-        with pyro.validation_enabled(False) if self._calls < self._warmup_steps else contextlib.nullcontext():
+        # No distribution validation inside the steps, in warmup (as Pyro's HMC) and after it: the set-up
+        # trace has validated the model and its data, and a wild draw (a non-finite value) is the kernel's to
+        # record as diverging and restart from, not a validation error that ends the run.
+        with pyro.validation_enabled(False):
             state = integrator.sghmc_sample(self.static, state, self._args, self._kwargs)
         self.state = state
         if self._calls >= self._warmup_steps:
@@ -244,7 +247,8 @@ class SGHMC(KernelArguments, MCMCKernel):
     def cleanup(self):
         # As Pyro's HMC: the next chain of a sequential run draws its own initial point
         # (Pyro's MCMC sets a user's initial_params again before each chain's setup).
-        self._last_static = self.static  # adapted() still reads the finished chain
+        if self.static is not None:  # adapted() still reads the finished chain (MCMC may clean up twice)
+            self._last_static = self.static
         self.static = None
         self._initial_params = None
 

@@ -36,7 +36,8 @@ def _is_subsample(site) -> bool:
 
 def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
     """Plates of ``model`` that draw a subsample (``subsample_size < size``)."""
-    tr = poutine.trace(model).get_trace(*model_args, **model_kwargs)
+    with torch.random.fork_rng(devices=[]):  # an inspection: the plates' random indices leave the user's stream alone
+        tr = poutine.trace(model).get_trace(*model_args, **model_kwargs)
     plates = []
     for name, site in tr.nodes.items():
         if site["type"] == "sample" and _is_subsample(site):
@@ -121,4 +122,4 @@ def check_plates_used(parts, z, plates, model_args, model_kwargs) -> None:
         for p in plates:
             other = dict(first, **{p.name: torch.tensor(other_indices(p.size, p.subsample_size))})
             if bool(parts(z, other, model_args, model_kwargs)[0] == u0):
-                raise unindexed_plate_error(p.name)
+                raise unindexed_plate_error(p.name, p.fed)
