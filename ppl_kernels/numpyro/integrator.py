@@ -78,7 +78,7 @@ class Layout:
         return self._unravel(flat)
 
 
-def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, forward_mode: bool = False) -> Static:
+def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, *, forward_mode: bool = False) -> Static:
     """The static part of a run from the config, the potential ``parts(z, indices,
     args, kwargs) -> (Ũ, lp)`` of :func:`ppl_kernels.numpyro.model.potential` (or a
     ``potential_fn``'s), one chain's unconstrained example ``z`` and the number of
