@@ -30,6 +30,11 @@ __all__ = [
     "Minibatches",
     "DrawNoise",
     "nonfinite_start_error",
+    "FROZEN_RUN",
+    "FrozenChainWarning",
+    "frozen_advice",
+    "frozen_now",
+    "warn_frozen_chain",
     "unindexed_plate_error",
     "other_indices",
 ]
@@ -386,6 +391,40 @@ def nonfinite_start_error(sites: list) -> ValueError:
         f"the potential energy or its gradient is not finite at the initial point{where}: check the model's data "
         "for NaN or inf, and that init_strategy / initial values lie inside the supports"
     )
+
+
+#: Kept draws in a row that all diverged, after which a chain counts as frozen: every
+#: diverging draw restarts from the draw's start, so the chain stands still.
+FROZEN_RUN = 20
+
+
+class FrozenChainWarning(RuntimeWarning):
+    """A chain diverged on :data:`FROZEN_RUN` kept draws in a row: it stands still, and a
+    summary of it would show a zero-width interval."""
+
+
+def frozen_advice() -> str:
+    """What to do about a frozen chain (the tail of both kernels' and the runner's message)."""
+    return ("the step is too large for the posterior's curvature; give a smaller step_size, or let the warmup "
+            "adapt it (adapt_step_size=True, num_warmup > 0)")
+
+
+def frozen_now(run, sampling_count):
+    """Whether a kept sample completes :data:`FROZEN_RUN` diverging sampling draws in a row
+    (true once per such stretch): ``run`` is the state's ``divergence_run``, which may have
+    begun in warmup, and ``sampling_count`` the kept sampling draws so far, this one
+    included.  Python ints or backend arrays alike."""
+    return (run >= FROZEN_RUN) & (sampling_count >= FROZEN_RUN) & ((run == FROZEN_RUN) | (sampling_count == FROZEN_RUN))
+
+
+def warn_frozen_chain(draw: int, step_size: float, chain: int | None = None) -> None:
+    """The warning both kernels give while a run goes when :func:`frozen_now` holds at kept
+    draw ``draw`` (counted from the first warmup draw)."""
+    import warnings
+
+    who = "a chain" if chain is None else f"chain {chain}"
+    warnings.warn(f"{who} froze: the {FROZEN_RUN} kept draws up to draw {draw} (counted from the first warmup draw) "
+                  f"all diverged at step_size {step_size:.3g}; " + frozen_advice(), FrozenChainWarning, stacklevel=2)
 
 
 def unindexed_plate_error(plate: str, fed: bool = False) -> ValueError:

@@ -6,10 +6,12 @@ tests; users normally call ``MCMC`` themselves.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 from . import _host
 from ._host import BACKENDS
+from .config import FROZEN_RUN, FrozenChainWarning, frozen_advice
 
 __all__ = ["sample", "Interrupted", "warn_kinetic_temperature",
            "kinetic_temperature_series", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
@@ -65,7 +67,9 @@ def sample(
     warn : bool
         Check the finished run for frozen chains and a kinetic temperature off its
         expected value, and warn (:func:`warn_frozen_chains`,
-        :func:`warn_kinetic_temperature`).
+        :func:`warn_kinetic_temperature`); the kernels' own warning of a chain that
+        freezes while the run goes is then left to that check.  ``False``: the kernels'
+        warnings only.
     """
     _host.host_for(backend)  # an unknown backend fails here, before any work
     kernel_kwargs = dict(kernel_kwargs or {})
@@ -74,12 +78,15 @@ def sample(
             raise ValueError(f"thinning={thinning!r} disagrees with kernel_kwargs['thinning']={kernel_kwargs['thinning']!r}")
         kernel_kwargs["thinning"] = thinning
     try:
-        mcmc = _host.host_for(backend).sample(
-            model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
-            model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
-            num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method,
-            progress_bar=progress_bar,
-        )
+        with warnings.catch_warnings():
+            if warn:  # the check after the run names every frozen chain at once
+                warnings.simplefilter("ignore", FrozenChainWarning)
+            mcmc = _host.host_for(backend).sample(
+                model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
+                model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
+                num_warmup=num_warmup, num_chains=num_chains, seed=seed, chain_method=chain_method,
+                progress_bar=progress_bar,
+            )
     except KeyboardInterrupt:
         raise Interrupted("interrupted: an in-memory run keeps no draws; ppl_kernels.stream writes them to disk "
                           "chunk by chunk and resumes after an interrupt") from None
@@ -109,18 +116,13 @@ def kinetic_temperature_series(mcmc):
     return stats["kinetic_temperature"], expected, max(dim, 1)
 
 
-#: Consecutive diverging draws that make a chain count as frozen.
-FROZEN_RUN = 20
-
-
 def warn_frozen_chains(mcmc) -> str | None:
-    """Warn (once, ``RuntimeWarning``) when a chain of a finished run diverged on
-    :data:`FROZEN_RUN` consecutive sampling draws or more: it stood still at one point
+    """Warn (once, :class:`~ppl_kernels.config.FrozenChainWarning`) when a chain of a
+    finished run diverged on :data:`~ppl_kernels.config.FROZEN_RUN` consecutive sampling
+    draws or more: it stood still at one point
     (each diverging draw restarts from the draw's start), which a summary would show as
     a zero-width interval.  Names the chains and the step size; returns the message or
     ``None``."""
-    import warnings
-
     import numpy as np
 
     stats = _host.get_stats(mcmc)
@@ -135,9 +137,8 @@ def warn_frozen_chains(mcmc) -> str | None:
     if not frozen:
         return None
     parts = ", ".join(f"chain {c}: {n} draws in a row at step_size {eps:.3g}" for c, n, eps in frozen)
-    message = (f"chains froze, every draw diverging ({parts}): the step is too large for the posterior's "
-               "curvature; give a smaller step_size, or let the warmup adapt it (adapt_step_size=True, num_warmup > 0)")
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
+    message = f"chains froze, every draw diverging ({parts}): " + frozen_advice()
+    warnings.warn(message, FrozenChainWarning, stacklevel=3)
     return message
 
 

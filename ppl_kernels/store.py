@@ -39,7 +39,7 @@ from . import _host
 from .arviz import _check_predictions, _export, _merge_means
 from .arviz import predictive_mean as _predictive_mean
 from .config import positive_int
-from .runner import Interrupted, sample, warn_frozen_chains, warn_kinetic_temperature
+from .runner import Interrupted, sample, warn_kinetic_temperature
 
 __all__ = ["stream", "open_store", "Interrupted", "RUN_FILE", "CHECKPOINT_FILE"]
 
@@ -290,8 +290,8 @@ def stream(
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted after {done} of {num_samples} draws per chain: {str(folder)!r} keeps them "
                               "(ppl_kernels.open_store); run again with resume=True to go on", folder, done) from None
-    if mcmc is not None:
-        warn_frozen_chains(mcmc) or warn_kinetic_temperature(mcmc)
+    if mcmc is not None:  # (the kernels warned of a chain that froze, in whichever chunk)
+        warn_kinetic_temperature(mcmc)
     return open_store(folder)
 
 

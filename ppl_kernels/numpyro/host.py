@@ -84,6 +84,7 @@ def sample(*, model, potential_fn, init_params, model_args, model_kwargs, kernel
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                 chain_method=chain_method, progress_bar=progress_bar)
     mcmc.run(random.PRNGKey(seed), *model_args, init_params=init_params, **model_kwargs)
+    jax.effects_barrier()  # the kernel's warnings, host calls from the compiled loop, are out before we return
     return mcmc
 
 
@@ -105,6 +106,7 @@ def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_m
                     chain_method=chain_method, progress_bar=progress_bar)
     mcmc.post_warmup_state = states
     mcmc.run(states.rng_key, *model_args, **model_kwargs)
+    jax.effects_barrier()
     return mcmc
 
 

@@ -28,8 +28,8 @@ from . import epochs
 
 __all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]
 
-SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "adapt",
-                                       "rng_key"])
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run",
+                                       "epochs", "adapt", "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
 - **i** - draw index (warmup and sampling together), drives the schedules.
@@ -38,6 +38,8 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 - **grad** - ∇Ũ(z) of the dynamics' potential at ``z`` (carried for the half kick).
 - **potential_energy** - the dynamics' potential Ũ(z) (likelihood / T in likelihood tempering).
 - the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
+- **divergence_run** - how many kept samples in a row, up to this one, diverged (0 when
+  this one did not); the kernels warn when it reaches :data:`ppl_kernels.config.FROZEN_RUN`.
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.numpyro.epochs`).
 - **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
@@ -128,14 +130,15 @@ def _finite(*values):
     return ok
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, adapt, key) -> SGHMCState:
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, epochs_, adapt, key) -> SGHMCState:
     lay, dtype = static.layout, jnp.result_type(float)
     inv_mass = _coefficients(static, adapt)[1]
     stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
-        diverging=jnp.asarray(diverging), epochs=epochs_, adapt=adapt, rng_key=key,
+        diverging=jnp.asarray(diverging),
+        divergence_run=jnp.asarray(run, jnp.int32), epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -161,7 +164,7 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     factor, _, _, mass, _ = _coefficients(static, adapt)
     r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0, jnp)
-    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False,
+    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0,
                   epochs.join(bases, counters), adapt, key)
 
 
@@ -254,7 +257,8 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         adapt, counters, momentum_factor = lax.cond(
             k < plan.num_draws, adapt_fn, lambda args: (*args, jnp.ones_like(z)), (adapt, counters))
         r = r * momentum_factor
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), adapt,
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run,
+                  epochs.join(bases, counters), adapt,
                   key)
 
 
@@ -287,14 +291,17 @@ def adapted(static: Static, state: SGHMCState) -> dict:
 
 def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:
     """One kept sample: ``thinning`` consecutive draws, the statistics of the last
-    one, and ``diverging`` if any of them diverged (a fault is never thinned away)."""
+    one, and ``diverging`` if any of them diverged (a fault is never thinned away);
+    ``divergence_run`` counts such samples in a row."""
     if static.cfg.thinning == 1:
-        return sghmc_draw(static, state, model_args, model_kwargs)
+        new = sghmc_draw(static, state, model_args, model_kwargs)
+        diverged = new.diverging
+    else:
 
-    def one(_, carry):
-        state, diverged = carry
-        state = sghmc_draw(static, state, model_args, model_kwargs)
-        return state, diverged | state.diverging
+        def one(_, carry):
+            state, diverged = carry
+            state = sghmc_draw(static, state, model_args, model_kwargs)
+            return state, diverged | state.diverging
 
-    state, diverged = lax.fori_loop(0, static.cfg.thinning, one, (state, jnp.array(False)))
-    return state._replace(diverging=diverged)
+        new, diverged = lax.fori_loop(0, static.cfg.thinning, one, (state, jnp.array(False)))
+    return new._replace(diverging=diverged, divergence_run=jnp.where(diverged, state.divergence_run + 1, 0))

@@ -16,7 +16,7 @@ from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
 from .. import dynamics
-from ..config import STAT_FIELDS, KernelArguments, nonfinite_start_error
+from ..config import STAT_FIELDS, KernelArguments, frozen_now, nonfinite_start_error, warn_frozen_chain
 from . import epochs, integrator
 from . import model as _m
 
@@ -121,7 +121,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         else:
             state = init_fn(init_params, rng_key)
         self._check_start(state)
-        self._sample_fn = sample_fn
+        self._sample_fn = _warning_when_frozen(sample_fn, num_warmup, self.config.thinning)
         if self.model is not None:
             self._postprocess = self._make_postprocess()
         return state
@@ -182,6 +182,30 @@ class SGHMC(KernelArguments, MCMCKernel):
         d["static"] = None
         d["_postprocess"] = None
         return d
+
+
+def _warning_when_frozen(sample_fn, num_warmup, thinning):
+    """``sample_fn`` that also warns (:func:`ppl_kernels.config.warn_frozen_chain`) when a
+    chain freezes.  The host call sits behind a ``cond`` on all chains at once: kept
+    outside the kernel's own ``vmap`` its predicate is a scalar, so the call (about 0.1 ms)
+    is made only when a chain freezes, not at every draw."""
+
+    def report(hit, step_size, draw):
+        hit, step_size, draw = np.asarray(hit), np.asarray(step_size), np.asarray(draw)
+        if hit.ndim == 0:
+            warn_frozen_chain(int(draw), float(step_size))
+        for c in np.flatnonzero(hit) if hit.ndim else ():
+            warn_frozen_chain(int(draw[c]), float(step_size[c]), chain=int(c))
+
+    def sample(state, model_args, model_kwargs):
+        new = sample_fn(state, model_args, model_kwargs)
+        kept = new.i // thinning
+        hit = frozen_now(new.divergence_run, kept - num_warmup)
+        jax.lax.cond(jax.numpy.any(hit), lambda: jax.debug.callback(report, hit, new.step_size, kept - 1),
+                     lambda: None)
+        return new
+
+    return sample
 
 
 def _device_arrays(tree):

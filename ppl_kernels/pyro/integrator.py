@@ -34,8 +34,8 @@ from . import epochs
 __all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_move", "sghmc_step",
            "sghmc_draw", "sghmc_sample"]
 
-SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "epochs", "adapt",
-                                       "rng_key"])
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run",
+                                       "epochs", "adapt", "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
 - **i** - draw index (warmup and sampling together), drives the schedules.
@@ -44,6 +44,8 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 - **grad** - ∇Ũ(z) of the dynamics' potential at ``z`` (carried for the half kick).
 - **potential_energy** - the dynamics' potential Ũ(z) (likelihood / T in likelihood tempering).
 - the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
+- **divergence_run** - how many kept samples in a row, up to this one, diverged (0 when
+  this one did not); the kernels warn when it reaches :data:`ppl_kernels.config.FROZEN_RUN`.
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.pyro.epochs`).
 - **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
@@ -164,14 +166,14 @@ def _finite(*values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values)
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, epochs_, adapt, key) -> SGHMCState:
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, epochs_, adapt, key) -> SGHMCState:
     lay = static.layout
     inv_mass = _coefficients(static, adapt)[1]
     stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
-        epochs=epochs_, adapt=adapt, rng_key=key,
+        divergence_run=int(run), epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -206,8 +208,8 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     factor, _, _, mass, _ = _coefficients(static, adapt)
     r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0)
-    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, epochs.join(bases, counters), adapt,
-                  g.get_state())
+    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0,
+                  epochs.join(bases, counters), adapt, g.get_state())
 
 
 def sghmc_move(static: Static, state: SGHMCState, z: dict, model_args=(), model_kwargs=None) -> SGHMCState:
@@ -294,7 +296,8 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         curvature, difference, counters = _probe(static, adapt, z, grad, bases, counters, model_args, model_kwargs, v)
         adapt, momentum_factor = adaptation.update(plan, OPS, adapt, k, z, eps, diverging, curvature, difference)
         r = r * momentum_factor
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, epochs.join(bases, counters), adapt,
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run,
+                  epochs.join(bases, counters), adapt,
                   g.get_state())
 
 
@@ -326,12 +329,13 @@ def adapted(static: Static, state: SGHMCState) -> dict:
 
 def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=None) -> SGHMCState:
     """One kept sample: ``thinning`` consecutive draws, the statistics of the last
-    one, and ``diverging`` if any of them diverged (a fault is never thinned away)."""
+    one, and ``diverging`` if any of them diverged (a fault is never thinned away);
+    ``divergence_run`` counts such samples in a row."""
     diverged = False
     for _ in range(static.cfg.thinning):
         state = sghmc_draw(static, state, model_args, model_kwargs)
         diverged = diverged or state.diverging
-    return state._replace(diverging=diverged)
+    return state._replace(diverging=diverged, divergence_run=state.divergence_run + 1 if diverged else 0)
 
 
 # -- jit_compile -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
 from .. import dynamics
-from ..config import STAT_FIELDS, KernelArguments, nonfinite_start_error
+from ..config import STAT_FIELDS, KernelArguments, frozen_now, nonfinite_start_error, warn_frozen_chain
 from . import integrator
 from . import model as _m
 
@@ -212,6 +212,9 @@ class SGHMC(KernelArguments, MCMCKernel):
             for name in STAT_FIELDS:
                 self._stats[name].append(float(getattr(state, name)))
         self._calls += 1
+        kept = state.i // self.config.thinning
+        if frozen_now(state.divergence_run, kept - self._warmup_steps):
+            warn_frozen_chain(kept - 1, state.step_size)
         return state.z
 
     def logging(self):
