@@ -60,14 +60,14 @@ import ppl_kernels.store as st
 from ppl_kernels import runner, stream, to_inference_data
 phase = {}
 _open = st.open_store
-def open_store(folder):
+def open_store(folder, **kwargs):
     phase["before_open_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if mode == "stream-only":  # a run larger than memory: the store is not read back
         import pickle, types
         with open(f"{folder}/checkpoint.pkl", "rb") as f:
             kept = pickle.load(f)["draws"]
         return types.SimpleNamespace(posterior=types.SimpleNamespace(sizes={"draw": kept}))
-    return _open(folder)
+    return _open(folder, **kwargs)
 st.open_store = open_store
 kw = dict(model=model, model_args=(g, y), kernel_kwargs=dict(step_size=1e-3, num_steps=1, adapt_step_size=False,
           adapt_mass_matrix=False), num_samples=draws, num_warmup=0, seed=0)

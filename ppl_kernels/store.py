@@ -186,6 +186,7 @@ def stream(
     export: dict | None = None,
     predictive_mean: dict | None = None,
     resume: bool = False,
+    lazy: bool = False,
 ):
     """Run SGHMC as :func:`ppl_kernels.runner.sample` does, writing the kept draws to ``store``
     in chunks, with a checkpoint after each; return the store as
@@ -220,6 +221,9 @@ def stream(
     resume : bool
         Continue the run in ``store`` from its last checkpoint (the settings must be the
         same): the draws that follow are those the uninterrupted run would have made.
+    lazy : bool
+        Return the store opened lazily (:func:`open_store`), for a run whose draws do not
+        fit in memory.
 
     Returns
     -------
@@ -292,7 +296,7 @@ def stream(
                               "(ppl_kernels.open_store); run again with resume=True to go on", folder, done) from None
     if mcmc is not None:  # (the kernels warned of a chain that froze, in whichever chunk)
         warn_kinetic_temperature(mcmc)
-    return open_store(folder)
+    return open_store(folder, lazy=lazy)
 
 
 def _pickle(obj, path):
@@ -300,7 +304,7 @@ def _pickle(obj, path):
         pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def open_store(store):
+def open_store(store, *, lazy: bool = False):
     """A store written by :func:`stream` as one :class:`arviz.InferenceData`: the chunks'
     groups joined along ``draw`` (groups without draws, such as ``observed_data``, from the
     first chunk), the attributes of the last chunk with the run's lengths so far, and
@@ -309,15 +313,28 @@ def open_store(store):
     Parameters
     ----------
     store : str or path
+    lazy : bool
+        Leave the draws on disk: every variable is a dask array over the chunk files, read
+        when computed (``.values``, ``.load()``, an ArviZ function), so that a store larger
+        than memory opens and reduces chunk by chunk.  Needs dask.  By default every chunk
+        is read into memory.
 
     Raises
     ------
     ValueError
         If ``store`` is not a store, or holds no chunk yet.
+    ImportError
+        If ``lazy`` and dask is not installed.
     """
     import arviz as az
     import xarray as xr
 
+    if lazy:
+        try:
+            import dask  # noqa: F401
+        except ImportError:
+            raise ImportError("open_store(..., lazy=True) reads the chunks through dask, which is not installed: "
+                              "pip install dask") from None
     folder = Path(store).expanduser().absolute()
     try:
         settings = json.loads((folder / RUN_FILE).read_text())
@@ -331,16 +348,26 @@ def open_store(store):
         written, average = saved["chunks"], saved.get("predictive_mean")
     if written == 0:
         raise ValueError(f"store {str(folder)!r} holds no finished chunk yet")
-    chunks = [az.from_netcdf(str(folder / _chunk_file(i))) for i in range(written)]
-    total = sum(int(c.sample_stats.sizes["draw"]) for c in chunks)
+    paths = [str(folder / _chunk_file(i)) for i in range(written)]
+    names = az.from_netcdf(paths[0]).groups()  # in ArviZ's order of groups
+
+    def read(path, name):
+        # one reader for both ways, so that a lazy store is value for value the eager one
+        if lazy:
+            return xr.open_dataset(path, group=name, engine="h5netcdf", chunks={})
+        with xr.open_dataset(path, group=name, engine="h5netcdf") as ds:
+            return ds.load()
+
     groups = {}
-    for name in chunks[0].groups():
-        parts = [c[name] for c in chunks]
-        ds = xr.concat(parts, dim="draw") if "draw" in parts[0].dims else parts[0]
-        attrs = dict(parts[-1].attrs)
-        if "num_samples" in attrs:  # a chunk's lengths are its own; the store's are the run's
-            attrs.update(num_samples=total, num_warmup=settings["num_warmup"])
-        groups[name] = ds.assign_attrs(attrs)
+    for name in names:
+        parts = [read(paths[0], name)]
+        if "draw" in parts[0].dims:
+            parts += [read(p, name) for p in paths[1:]]
+        groups[name] = (xr.concat(parts, dim="draw") if len(parts) > 1 else parts[0]).assign_attrs(parts[-1].attrs)
+    total = int(groups["sample_stats"].sizes["draw"])
+    for name, ds in groups.items():
+        if "num_samples" in ds.attrs:  # a chunk's lengths are its own; the store's are the run's
+            groups[name] = ds.assign_attrs(num_samples=total, num_warmup=settings["num_warmup"])
     if average is not None:
         groups["predictive_mean"] = average
     return az.InferenceData(**groups)

@@ -47,6 +47,24 @@ def test_stream_holds_the_in_memory_export(backend, tmp_path):
     assert streamed.posterior.attrs["num_samples"] == 50 and streamed.posterior.attrs["num_warmup"] == 30
     assert not (tmp_path / "s" / ".lock").exists()
 
+    # lazily: the same store, every draw still on disk until computed
+    lazy = store.open_store(tmp_path / "s", lazy=True)
+    for g in lazy.groups():
+        if "draw" in lazy[g].dims:
+            assert all(v.chunks is not None for v in lazy[g].data_vars.values()), g
+    assert lazy.posterior.chunks["draw"] == (20, 20, 10)
+    _assert_same_data(memory, lazy)
+    assert lazy.posterior.attrs == streamed.posterior.attrs
+
+
+def test_a_lazy_store_needs_dask(tmp_path, monkeypatch):
+    kw = _run_kwargs("numpyro", num_samples=4, num_chains=1)
+    store.stream("numpyro", tmp_path / "s", chunk_draws=2, **kw)
+    monkeypatch.setitem(sys.modules, "dask", None)
+    with pytest.raises(ImportError, match=r"lazy=True.*pip install dask"):
+        store.open_store(tmp_path / "s", lazy=True)
+    assert store.open_store(tmp_path / "s").posterior.sizes["draw"] == 4
+
 
 def test_stream_writes_only_the_chosen_sites(backend, tmp_path):
     ppl = __import__(backend)
