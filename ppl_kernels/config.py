@@ -476,10 +476,18 @@ def _broadcasts_to(shape: tuple, target: tuple) -> bool:
         return False
 
 
-def check_latent_site(name: str, is_discrete: bool, in_subsampled_plate: str | None) -> None:
-    """Reject latent sites SGHMC cannot move."""
+def check_latent_site(name: str, is_discrete: bool, in_subsampled_plate: str | None, enumerated: bool = False) -> None:
+    """Reject latent sites SGHMC cannot move; ``enumerated``: the site asks to be summed
+    out (``infer={"enumerate": "parallel"}``), which the hosts' NUTS does and SGHMC does not."""
+    if is_discrete and enumerated:
+        raise ValueError(
+            f"latent site {name!r} is discrete and marked for enumeration; SGHMC does not sum out enumerated sites "
+            "(NUTS does): write the model with it summed out, e.g. a MixtureSameFamily likelihood in place of the "
+            "assignment site, whose minibatch estimate then stays exact under subsampling"
+        )
     if is_discrete:
-        raise ValueError(f"latent site {name!r} is discrete; SGHMC needs continuous latent sites (marginalise or enumerate it out)")
+        raise ValueError(f"latent site {name!r} is discrete; SGHMC needs continuous latent sites (sum it out of the model, "
+                         "e.g. a MixtureSameFamily likelihood in place of a mixture's assignment site)")
     if in_subsampled_plate is not None:
         raise ValueError(
             f"latent site {name!r} lies inside the subsampled plate {in_subsampled_plate!r}; "

@@ -231,3 +231,33 @@ def test_unstable_friction_step_is_refused_at_construction():
     with pytest.raises(ValueError, match="got 2.4"):
         SGHMCConfig(step_size=0.3, friction=4.0, mass=100.0)
     assert SGHMCConfig(step_size=0.3, friction=3.0, mass=0.01)
+
+
+def test_an_enumerated_site_is_refused_saying_why(backend):
+    """A mixture whose assignment site asks to be enumerated (as NUTS sums it out) gets an
+    error naming the site, that SGHMC does not enumerate, and the way to write it."""
+    import importlib
+
+    ppl = importlib.import_module(backend)
+    dist = importlib.import_module(f"{backend}.distributions")
+    SGHMC = _kernel_class(backend)
+    y = as_array(backend, [-1.0, 0.2, 1.5, 2.0])
+
+    def model(y):
+        loc = ppl.sample("loc", dist.Normal(0.0, 3.0).expand([2]).to_event(1))
+        with ppl.plate("data", 4):
+            k = ppl.sample("k", dist.Categorical(as_array(backend, [0.5, 0.5])), infer={"enumerate": "parallel"})
+            ppl.sample("y", dist.Normal(loc[k], 1.0), obs=y)
+
+    match = r"latent site 'k' is discrete and marked for enumeration; SGHMC does not sum out.*MixtureSameFamily"
+    if backend == "pyro":
+        from pyro.infer import MCMC
+
+        with pytest.raises(ValueError, match=match):
+            MCMC(SGHMC(model, max_plate_nesting=1), num_samples=2, disable_progbar=True).run(y)
+    else:
+        import jax
+        from numpyro.infer import MCMC
+
+        with pytest.raises(ValueError, match=match):
+            MCMC(SGHMC(model), num_warmup=0, num_samples=2, progress_bar=False).run(jax.random.PRNGKey(0), y)

@@ -49,7 +49,8 @@ def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict
         if site["type"] != "sample" or site["is_observed"]:
             continue
         in_plate = next((f.name for f in site["cond_indep_stack"] if f.name in sub_names), None)
-        check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate)
+        check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate,
+                          (site.get("infer") or {}).get("enumerate") == "parallel")
         out[name] = site
     return out
 
