@@ -69,6 +69,11 @@ NOISE_HEATING = 0.02
 HEATING_TOLERANCE = 0.05
 #: Energy growth within a warmup draw, relative to its scale, that counts as a divergence.
 BLOWUP = 100.0
+#: The largest ``ε √(c_i / M'_i)`` (``c`` the curvature probe after the draw) a warmup
+#: draw may reach before its step is halved, as a divergence halves it: the integrator
+#: is unstable beyond 2, a minibatch's curvature scatters around the probe's, and an
+#: instability that grows by a factor per draw, not 100 within one, escapes ``BLOWUP``.
+STABLE_REACH = 1.0
 #: Size of the Hutchinson probe's displacement, in posterior scales ``1/√M``.
 PROBE = 1e-3
 #: Pseudo-count of the previous window's noise estimate in the current window's.
@@ -125,6 +130,7 @@ class AdaptPlan(NamedTuple):
     noise_temperature: float
     boost: float
     friction_scale: float
+    refresh_draws: int  # warmup draws that start from a fresh momentum: those before the first mass window ends
 
 
 def mass_windows(num_draws: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25) -> list:
@@ -166,7 +172,7 @@ def make_plan(cfg, num_draws: int, friction_factor, dim: int, plates=()) -> Adap
     return AdaptPlan(int(num_draws), bool(cfg.adapt_step_size) and num_draws > 0, adapt_mass and num_draws > 0,
                      adapt_mass, friction_factor, mass_end, in_window, len(windows),
                      max([p.size // p.subsample_size for p in plates], default=0), _sched.schedule_max(cfg.step_size),
-                     noise_t, cfg.boost, cfg.friction_scale)
+                     noise_t, cfg.boost, cfg.friction_scale, windows[0][1] if windows and num_draws > 0 else 0)
 
 
 def init_state(plan: AdaptPlan, ops: Ops, mass) -> AdaptState:
@@ -338,6 +344,16 @@ def kinetic_warning(kinetic, expected, dim: int, *, level_z: float = 3.0):
             f"(± {se:.2g}, d = {dim}), not 1 within the tolerance {HEATING_TOLERANCE}: {cause}")
 
 
+def refreshes(plan: AdaptPlan, k):
+    """Whether warmup draw ``k`` starts from a fresh momentum ``N(0, α T M)``: until the
+    first mass window ends.  Until then the mass is the given one, often far from the
+    curvature, and the friction ``2M`` that goes with it far too weak to shed the energy a
+    chain gains falling towards the typical set.  Later draws keep their momentum: the
+    minibatch noise a draw adds to it is cancelled by the rest of the epoch's, which a
+    refresh would throw away while the part already in θ stays (θ would heat up)."""
+    return k < plan.refresh_draws
+
+
 def adapts(plan: AdaptPlan) -> bool:
     """Whether anything adapts (else the kernels use their fixed coefficients)."""
     return plan.adapt_step or plan.adapt_mass
@@ -362,7 +378,11 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
 
     step_ratio, noise_n, noise_sum, noise_prev = ad.step_ratio, ad.noise_n, ad.noise_sum, ad.noise_prev
     if plan.adapt_step:
-        step_ratio = where(ok, step_ratio, 0.5 * step_ratio)
+        calm = ok
+        if plan.adapt_mass:
+            reach = eps * xp.sqrt((where(ok, curvature, 0.0) / (plan.boost * ad.mass)).max())
+            calm = calm & ~(reach > STABLE_REACH)
+        step_ratio = where(calm, step_ratio, 0.5 * step_ratio)
         if grad_difference is not None:
             noise_n = noise_n + w
             noise_sum = noise_sum + w * 0.5 * where(ok, grad_difference, 0.0) ** 2

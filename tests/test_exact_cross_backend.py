@@ -185,15 +185,16 @@ def test_subsampled_plate_run_agrees():
 
 
 def test_warmup_adaptation_agrees():
-    """The warmup, with its mass window, curvature probes, step-size rule and momentum
-    rescaling, from the same θ₀, r₀, noise and probes: the same chain, step sizes and
-    adapted mass in both backends."""
+    """The warmup, with its fresh momentum at every draw, mass window, curvature probes,
+    step-size rule and momentum rescaling, from the same θ₀, r₀, noise and probes: the
+    same chain, step sizes and adapted mass in both backends."""
     import jax
 
     num_warmup, num_draws = 40, 44  # one mass window (draws 6-35), then sampling
     rng = np.random.default_rng(5)
     xi = [{k: rng.standard_normal((NUM_STEPS,) + s) for k, s in SHAPES.items()} for _ in range(num_draws)]
     probes = [{k: rng.choice([-1.0, 1.0], size=s) for k, s in SHAPES.items()} for _ in range(num_draws)]
+    fresh = [{k: rng.standard_normal(s) for k, s in SHAPES.items()} for _ in range(num_draws)]  # warmup's momenta
     theta = {k: rng.standard_normal(s) for k, s in SHAPES.items()}
     kernel_kwargs = dict(step_size=0.05, num_steps=NUM_STEPS, temperature=0.7)
     runs = {}
@@ -204,7 +205,7 @@ def test_warmup_adaptation_agrees():
             state = state._replace(r=b.tree({k: np.ones(s) for k, s in SHAPES.items()}))
             out = []
             for d in range(num_draws):
-                noise = DrawNoise(steps=b.tree(xi[d]), probe=b.tree(probes[d]))
+                noise = DrawNoise(resample=b.tree(fresh[d]), steps=b.tree(xi[d]), probe=b.tree(probes[d]))
                 state = b.integrator.sghmc_draw(static, state, (), {}, noise=noise)
                 out.append((b.numpy(state.z), b.numpy(state.r), float(state.step_size)))
             runs[backend] = out, b.integrator.adapted(static, state)

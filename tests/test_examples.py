@@ -100,3 +100,18 @@ def test_bnn_digits(tmp_path):
     # The notes' claim in miniature: the norm-adjusting settings keep ‖θ‖² far below plain SGHMC's at T = 1.
     assert table.loc["norm-adjusting T=1", "theta_sq_mean"] < 0.5 * table.loc["SGHMC T=1", "theta_sq_mean"]
     figures_ok(tmp_path, ["bnn_norms_sghmc.png", "bnn_norms_norm_adjusting.png", "bnn_test_nll.png"])
+
+
+def test_tyxe_regression(tmp_path):
+    """TyXe's MCMC_BNN with its documented HMC and with SGHMC's defaults, full batch and
+    with minibatches that really reach the network; every run finite and no divergence."""
+    ex = load("tyxe_regression")
+    x, y, grid, f = ex.data()
+    assert x.shape == (ex.N, 1) and grid.shape == (200, 1)
+    table = ex.main(["--quick", "--out", str(tmp_path)])
+    assert list(table.index) == list(ex.KERNELS)
+    assert table.loc[ex.KERNELS[2], "rows per pass"] == ex.BATCH
+    assert table.loc[ex.KERNELS[1], "rows per pass"] == ex.N
+    assert np.isfinite(table[["mse", "mse_data", "lpd", "theta_sq_mean"]].to_numpy()).all()
+    assert (table["divergences"] == 0).all()
+    figures_ok(tmp_path, ["tyxe_regression.png"])

@@ -189,8 +189,9 @@ def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, 
 
 
 def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=None, noise: DrawNoise | None = None):
-    """One draw: optional momentum resampling with a half kick, then ``num_steps``
-    integrator steps, then the statistics.
+    """One draw: optional momentum resampling with a half kick (early warmup draws start
+    from a fresh momentum ``N(0, α T M)``, :func:`ppl_kernels.adaptation.refreshes`), then
+    ``num_steps`` integrator steps, then the statistics.
 
     A draw in which θ, r or Ũ becomes non-finite is flagged ``diverging``: the chain
     stays at the draw's starting point (no earlier draw is lost) with a momentum
@@ -210,6 +211,11 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     if cfg.resample_scale is not None:
         xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
         r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, mass), g0, eps)
+    elif plan.refresh_draws:
+        # the early warmup's heat is shed at once (adaptation.refreshes says why and when)
+        xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
+        fresh = dynamics.half_kick(dynamics.resampled_momentum(xi, cfg.boost * cfg.noise_temperature, mass), g0, eps)
+        r = jnp.where(adaptation.refreshes(plan, k), fresh, r)
     r0 = r
     bases, counters = epochs.split(state.epochs)
 
