@@ -4,8 +4,8 @@ One model (Bayesian logistic regression on the breast-cancer data, full batch
 so that NUTS can run it too) is sampled four times; between NUTS and SGHMC the
 only line that changes is the kernel::
 
-    kernel = NUTS(model)                                           # before
-    kernel = SGHMC(model, step_size=0.02, num_steps=50, friction=1.0)  # after
+    kernel = NUTS(model)    # before
+    kernel = SGHMC(model)   # after: the warmup tunes step, mass and friction
 
 The script prints, per backend, how far the SGHMC posterior means are from the
 NUTS ones in units of the NUTS posterior standard deviation, the ratio of the
@@ -13,7 +13,7 @@ posterior standard deviations, and the smallest effective sample sizes (the
 Monte Carlo error of a mean is about sd/√ESS), and plots one against the
 other.
 
-Run ``python examples/drop_in.py`` (about three minutes of CPU, most of it
+Run ``python examples/drop_in.py`` (about seven minutes of CPU, most of it
 Pyro's NUTS on the correlated features of this data set) or ``--quick``.
 """
 
@@ -27,11 +27,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common
 
-#: Full-batch gradients carry no noise to damp, so a light friction mixes best here
-#: (the smallest ESS over the 31 coefficients was 3 of 1000 draws with the
-#: minibatch setting ε = 0.01, C = 10, 20 steps; 400 with these).
-SGHMC_SETTINGS = dict(step_size=0.02, num_steps=50, friction=1.0)
-
 
 def run_pyro(X, y, *, num_warmup, num_samples, use_sghmc, seed=0):
     """Posterior draws ``{site: (draws, ...)}`` of the Pyro model under NUTS or SGHMC."""
@@ -42,7 +37,7 @@ def run_pyro(X, y, *, num_warmup, num_samples, use_sghmc, seed=0):
     from ppl_kernels.pyro import SGHMC
 
     pyro.set_rng_seed(seed)
-    kernel = SGHMC(model, **SGHMC_SETTINGS) if use_sghmc else NUTS(model)  # the only change
+    kernel = SGHMC(model) if use_sghmc else NUTS(model)  # the only change
     mcmc = MCMC(kernel, num_samples=num_samples, warmup_steps=num_warmup, disable_progbar=True)
     mcmc.run(X, y)
     return {k: v.numpy() for k, v in mcmc.get_samples().items()}
@@ -56,7 +51,7 @@ def run_numpyro(X, y, *, num_warmup, num_samples, use_sghmc, seed=0):
     from ppl_kernels.models import logreg_numpyro as model
     from ppl_kernels.numpyro import SGHMC
 
-    kernel = SGHMC(model, **SGHMC_SETTINGS) if use_sghmc else NUTS(model)  # the only change
+    kernel = SGHMC(model) if use_sghmc else NUTS(model)  # the only change
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, progress_bar=False)
     mcmc.run(jax.random.PRNGKey(seed), X, y)
     return {k: np.asarray(v) for k, v in mcmc.get_samples().items()}
@@ -74,7 +69,7 @@ def min_ess(draws) -> float:
     return float(min(az.ess(draws[None, :, j]) for j in range(draws.shape[1])))
 
 
-def run(*, num_warmup: int = 100, num_samples: int = 500, seed: int = 0):
+def run(*, num_warmup: int = 300, num_samples: int = 1000, seed: int = 0):
     """Run both kernels in both backends; return ``(table, {backend: (nuts, sghmc)})``."""
     import pandas as pd
 
@@ -114,7 +109,7 @@ def figure(pairs):
 def main(argv=None):
     """Run the comparison, print the table, save ``drop_in.png`` and ``drop_in.csv``."""
     args = _common.parser(__doc__.splitlines()[0], "drop_in", backend=False).parse_args(argv)
-    n = dict(num_warmup=10, num_samples=20) if args.quick else dict(num_warmup=100, num_samples=500)
+    n = dict(num_warmup=10, num_samples=20) if args.quick else dict(num_warmup=300, num_samples=1000)
     table, pairs = run(seed=args.seed, **n)
     _common.publish(table, args.out, "drop_in", float_format="{:.3g}".format)
     print(f"figure: {_common.save(figure(pairs), args.out, 'drop_in.png')}")
