@@ -150,6 +150,9 @@ def _value_and_grad(flat_parts):
                 raise
             nan = torch.full((), float("nan"), dtype=z_flat.dtype)
             return nan, nan, torch.full_like(z_flat, float("nan"))
+        # a potential_fn may return a Python number (Pyro's initialize_model does, for a model with no
+        # latent site), as jax.numpy takes one in the NumPyro twin
+        u, lp = (torch.as_tensor(v, dtype=z_flat.dtype) for v in (u, lp))
         if not u.requires_grad:  # nothing latent to differentiate (or a potential free of z)
             return u.detach(), lp.detach(), torch.zeros_like(zg)
         (g,) = torch.autograd.grad(u, zg, allow_unused=True)
