@@ -152,7 +152,7 @@ def _value_and_grad(flat_parts):
             return nan, nan, torch.full_like(z_flat, float("nan"))
         # a potential_fn may return a Python number (Pyro's initialize_model does, for a model with no
         # latent site), as jax.numpy takes one in the NumPyro twin
-        u, lp = (torch.as_tensor(v, dtype=z_flat.dtype) for v in (u, lp))
+        u, lp = (v if isinstance(v, torch.Tensor) else torch.as_tensor(v, dtype=z_flat.dtype) for v in (u, lp))
         if not u.requires_grad:  # nothing latent to differentiate (or a potential free of z)
             return u.detach(), lp.detach(), torch.zeros_like(zg)
         (g,) = torch.autograd.grad(u, zg, allow_unused=True)
