@@ -208,14 +208,12 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     eps = factor * eps
     key, key_res, key_loop, key_b, key_div = random.split(state.rng_key, 5)
     z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
-    if cfg.resample_scale is not None:
+    # early warmup draws start from the stationary law: their heat is shed at once (adaptation.refreshes)
+    if cfg.resample_scale is not None or plan.refresh_draws:
+        scale = beta if cfg.resample_scale is not None else cfg.boost * cfg.noise_temperature
         xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
-        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, mass), g0, eps)
-    elif plan.refresh_draws:
-        # the early warmup's heat is shed at once (adaptation.refreshes says why and when)
-        xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
-        fresh = dynamics.half_kick(dynamics.resampled_momentum(xi, cfg.boost * cfg.noise_temperature, mass), g0, eps)
-        r = jnp.where(adaptation.refreshes(plan, k), fresh, r)
+        fresh = dynamics.half_kick(dynamics.resampled_momentum(xi, scale, mass), g0, eps)
+        r = fresh if cfg.resample_scale is not None else jnp.where(adaptation.refreshes(plan, k), fresh, r)
     r0 = r
     bases, counters = epochs.split(state.epochs)
 

@@ -194,8 +194,9 @@ def _warning_when_frozen(sample_fn, num_warmup, thinning):
         hit, step_size, draw = np.asarray(hit), np.asarray(step_size), np.asarray(draw)
         if hit.ndim == 0:
             warn_frozen_chain(int(draw), float(step_size))
-        for c in np.flatnonzero(hit) if hit.ndim else ():
-            warn_frozen_chain(int(draw[c]), float(step_size[c]), chain=int(c))
+        else:
+            for c in np.flatnonzero(hit):
+                warn_frozen_chain(int(draw[c]), float(step_size[c]), chain=int(c))
 
     def sample(state, model_args, model_kwargs):
         new = sample_fn(state, model_args, model_kwargs)

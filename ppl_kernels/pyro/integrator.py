@@ -268,13 +268,11 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     eps = factor * eps
     g.set_state(state.rng_key)
     z0, r, g0 = lay.flatten(state.z), lay.flatten(state.r), lay.flatten(state.grad)
-    if cfg.resample_scale is not None:
+    # early warmup draws start from the stationary law: their heat is shed at once (adaptation.refreshes)
+    if cfg.resample_scale is not None or adaptation.refreshes(plan, k):
+        scale = beta if cfg.resample_scale is not None else cfg.boost * cfg.noise_temperature
         xi = _normal(g, r) if noise.resample is None else lay.flatten(noise.resample)
-        r = dynamics.half_kick(dynamics.resampled_momentum(xi, beta, mass), g0, eps)
-    elif adaptation.refreshes(plan, k):
-        # the early warmup's heat is shed at once (adaptation.refreshes says why and when)
-        xi = _normal(g, r) if noise.resample is None else lay.flatten(noise.resample)
-        r = dynamics.half_kick(dynamics.resampled_momentum(xi, cfg.boost * cfg.noise_temperature, mass), g0, eps)
+        r = dynamics.half_kick(dynamics.resampled_momentum(xi, scale, mass), g0, eps)
     r0 = r
     bases, counters = epochs.split(state.epochs)
     renew = epochs.renew_draws(static.plates, g, cfg.num_steps) if noise.renew is None else noise.renew
