@@ -10,7 +10,8 @@ During the warmup draws each chain tunes three things from what it samples
   that every coordinate oscillates at about unit frequency (whitened units).
   Unlike ``T / Var θ`` the curvature does not depend on how far the chain has
   explored, nor on how hot it runs; where it is not positive (a non-convex
-  region) the window's ``T / Var θ`` is used;
+  region) the window's ``T / Var θ`` is used, and a floor keeps it from
+  collapsing on a chain pushed along an exponential tail (:func:`update`);
 - **friction**: ``C = 2 · friction · M``, critical damping of a unit-frequency
   oscillator times the dimensionless ``friction`` factor;
 - **step size**: in whitened units a fixed :data:`WHITENED_STEP` (a Gaussian's
@@ -81,11 +82,14 @@ NOISE_PRIOR = 10.0
 #: Largest friction step ``a = ε C'/M'`` the adapted step may take (a = 1 empties the
 #: momentum every step: the Langevin limit; a ≥ 2 is unstable).
 MAX_FRICTION_STEP = 1.0
+#: The smallest mass a window may give, as a fraction of the smaller of its ``T / Var θ`` and
+#: its mean score over ``T`` (:func:`update`): both are the mean curvature under the posterior.
+SPREAD_FLOOR = 0.5
 
 AdaptState = namedtuple(
     "AdaptState",
-    ["step_ratio", "nominal", "mass", "friction", "count", "mean", "m2", "curvature", "noise_n", "noise_sum",
-     "noise_prev", "step_trace", "mass_trace"],
+    ["step_ratio", "nominal", "mass", "friction", "count", "mean", "m2", "curvature", "score", "noise_n",
+     "noise_sum", "noise_prev", "step_trace", "mass_trace"],
 )
 AdaptState.__doc__ = """Adaptation state of one chain (the same fields in both backends).
 
@@ -96,6 +100,9 @@ AdaptState.__doc__ = """Adaptation state of one chain (the same fields in both b
 - **mass**, **friction** - the base M and C per coordinate (flat).
 - **count**, **mean**, **m2** - Welford accumulators of θ over the current mass window.
 - **curvature** - the sum of the window's Hutchinson probes of ``∂ᵢ²Ũ``.
+- **score** - the sum of the window's products ``(∂ᵢŨ_a)(∂ᵢŨ_b)`` of two gradients at
+  the draw's θ (two minibatches with a subsampled plate), whose mean over the
+  posterior is ``T E[∂ᵢ²Ũ]`` (:func:`update`).
 - **noise_n**, **noise_sum** - the minibatch-gradient noise estimate of the current
   window: the number of paired gradients and the per-coordinate sum of ``(g_a − g_b)² / 2``.
 - **noise_prev** - the previous windows' estimate, which the current one starts from.
@@ -182,7 +189,7 @@ def init_state(plan: AdaptPlan, ops: Ops, mass) -> AdaptState:
     mass_trace = ops.set_at(ops.zeros((plan.num_windows + 1, mass.shape[0]), mass), 0, mass)
     return AdaptState(
         step_ratio=zero + 1.0, nominal=zero + 1.0, mass=mass, friction=friction, count=zero, mean=0.0 * mass,
-        m2=0.0 * mass, curvature=0.0 * mass, noise_n=zero, noise_sum=0.0 * mass, noise_prev=0.0 * mass,
+        m2=0.0 * mass, curvature=0.0 * mass, score=0.0 * mass, noise_n=zero, noise_sum=0.0 * mass, noise_prev=0.0 * mass,
         step_trace=ops.zeros((max(plan.num_draws, 1),), mass), mass_trace=mass_trace,
     )
 
@@ -201,15 +208,17 @@ def curvature_probe(ad: AdaptState, v, grad_plus, grad):
 
 def measure(plan: AdaptPlan, ad: AdaptState, z, grad, grad_on_probe_batch, v, subsampled: bool):
     """The warmup's measurements at ``z`` given the backend's random inputs: ``(curvature,
-    difference)``, a :func:`curvature_probe` with Rademacher ``v`` and (``subsampled``) the
-    difference of ``grad``, the draw's last minibatch gradient, and a fresh one
-    (:func:`noise_estimate`); either is ``None`` when not needed.
+    difference)``.  ``curvature`` is the pair of a :func:`curvature_probe` with Rademacher
+    ``v`` and the score product ``grad ⊙ g_b`` (:func:`update`); ``difference`` (``subsampled``)
+    is ``grad − g_b`` (:func:`noise_estimate`).  ``grad`` is the draw's last minibatch
+    gradient and ``g_b`` a fresh one at ``z`` (``grad`` itself without subsampling); either
+    result is ``None`` when not needed.
     ``grad_on_probe_batch(θ)`` is ∇Ũ at θ on one fresh minibatch (the same for both calls)."""
     grad_b = grad_on_probe_batch(z) if subsampled else grad
     difference = grad - grad_b if subsampled and plan.adapt_step else None
     curvature = None
     if plan.adapt_mass:
-        curvature = curvature_probe(ad, v, grad_on_probe_batch(z + probe_offset(ad, v)), grad_b)
+        curvature = (curvature_probe(ad, v, grad_on_probe_batch(z + probe_offset(ad, v)), grad_b), grad * grad_b)
     return curvature, difference
 
 
@@ -363,10 +372,22 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
     """The adaptation after warmup draw ``k`` (``k < plan.num_draws``).
 
     ``z`` is the draw's flat θ, ``eps`` its step, ``diverging`` whether it diverged,
-    ``curvature`` a :func:`curvature_probe` at ``z`` and ``grad_difference`` (models with
-    a subsampled plate) ``g_a − g_b``, two minibatch gradients at ``z``.  Returns
-    ``(state, momentum factor)``: the momentum is multiplied by the factor
+    ``curvature`` :func:`measure`'s pair (probe, score) at ``z`` and ``grad_difference``
+    (models with a subsampled plate) ``g_a − g_b``, two minibatch gradients at ``z``.
+    Returns ``(state, momentum factor)``: the momentum is multiplied by the factor
     (``√(M_new / M_old)`` after a mass update, keeping its temperature).
+
+    At the end of a mass window the mass is the window's mean probe, kept at least
+    :data:`SPREAD_FLOOR` times the smaller of ``T / Var θ`` and the mean score over ``T``.
+    Under the posterior all three agree (the score by parts: ``E[(∂ᵢŨ)²] = T E[∂ᵢ²Ũ]``),
+    and the floor leaves the probe alone.  The probe alone can collapse in an exponential
+    tail (a bounded site piled up at its bound, seen through its logit): its curvature
+    falls off with the distance while the force stays, so a chain thrown out there
+    measures a small mass, crosses the bulk into the wall beyond it, and each window
+    gives a smaller mass than the last.  Such a chain stays put while a force pushes on
+    it: a small spread and a large score, the one case where both terms are large.  A
+    chain that has not explored a wide coordinate has a small score, one falling towards
+    the typical set a large spread: the floor stays low and the probe decides.
     """
     xp = ops.xp
     where = xp.where
@@ -377,10 +398,12 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
     w = where(ok & listening, 1.0, 0.0)
 
     step_ratio, noise_n, noise_sum, noise_prev = ad.step_ratio, ad.noise_n, ad.noise_sum, ad.noise_prev
+    if plan.adapt_mass:
+        probe, score = (where(ok, c, 0.0) for c in curvature)
     if plan.adapt_step:
         calm = ok
         if plan.adapt_mass:
-            reach = eps * xp.sqrt((where(ok, curvature, 0.0) / (plan.boost * ad.mass)).max())
+            reach = eps * xp.sqrt((probe / (plan.boost * ad.mass)).max())
             calm = calm & ~(reach > STABLE_REACH)
         step_ratio = where(calm, step_ratio, 0.5 * step_ratio)
         if grad_difference is not None:
@@ -388,7 +411,7 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
             noise_sum = noise_sum + w * 0.5 * where(ok, grad_difference, 0.0) ** 2
 
     mass, friction, nominal, count, mean, m2 = ad.mass, ad.friction, ad.nominal, ad.count, ad.mean, ad.m2
-    curv = ad.curvature
+    curv, score_sum = ad.curvature, ad.score
     factor = 0.0 * ad.mass + 1.0
     mass_trace = ad.mass_trace
     if plan.adapt_mass:
@@ -396,12 +419,14 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
         delta = z - mean
         mean = mean + w * delta / _maximum(xp, count, 1.0)
         m2 = m2 + w * delta * (z - mean)
-        curv = curv + w * where(ok, curvature, 0.0)
+        curv = curv + w * probe
+        score_sum = score_sum + w * score
         n = _maximum(xp, count, 2.0)
         new_mass = curv / n
         # a non-convex coordinate (mean curvature not positive): T / Var θ, as Stan's
         fallback = plan.noise_temperature / _maximum(xp, m2 / (n - 1.0), 1e-300)
         new_mass = where(new_mass > 0.0, new_mass, fallback)
+        new_mass = _maximum(xp, new_mass, SPREAD_FLOOR * _minimum(xp, fallback, score_sum / (n * plan.noise_temperature)))
         new_mass = where(xp.isfinite(new_mass) & (new_mass > 0.0), new_mass, ad.mass)
         at_end = mass_end & (count > 2.0)
         mass = where(at_end, new_mass, ad.mass)
@@ -412,7 +437,7 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
             nominal = where(at_end, _minimum(xp, xp.asarray(WHITENED_STEP, dtype=z.dtype), cap) / plan.step_max,
                             nominal)
             step_ratio = where(at_end, 1.0, step_ratio)
-        count, mean, m2, curv = (where(at_end, 0.0 * v, v) for v in (count, mean, m2, curv))
+        count, mean, m2, curv, score_sum = (where(at_end, 0.0 * v, v) for v in (count, mean, m2, curv, score_sum))
         # the noise is re-estimated in each window, starting from the last window's estimate
         estimate = noise_estimate(xp, ad._replace(noise_n=noise_n, noise_sum=noise_sum))
         noise_prev = where(at_end & (noise_n > 0.0), estimate, noise_prev)
@@ -421,6 +446,6 @@ def update(plan: AdaptPlan, ops: Ops, ad: AdaptState, k, z, eps, diverging, curv
         mass_trace = where(at_end, ops.set_at(ad.mass_trace, index, mass), ad.mass_trace)
     step_trace = ops.set_at(ad.step_trace, k, eps)
     new = ad._replace(step_ratio=step_ratio, nominal=nominal, mass=mass, friction=friction, count=count, mean=mean,
-                      m2=m2, curvature=curv, noise_n=noise_n, noise_sum=noise_sum, noise_prev=noise_prev,
+                      m2=m2, curvature=curv, score=score_sum, noise_n=noise_n, noise_sum=noise_sum, noise_prev=noise_prev,
                       step_trace=step_trace, mass_trace=mass_trace)
     return new, factor
