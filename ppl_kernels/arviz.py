@@ -255,7 +255,7 @@ class _HeldOut:
         unknown = sorted(set(self.targets) - set(self.observed))
         if unknown:
             raise ValueError(f"{group}['observed'] names {unknown}, which are not observed sites {self.observed}")
-        self.ev = evaluator(model, self.args, self.kwargs, seed)
+        self.ev = evaluator(model, self.args, self.kwargs, seed, values=sample0)
         p_sites = self.ev.sites(sample0, _first_indices(self.ev, chunk_size))
         still = [n for n in self.observed if n in p_sites and p_sites[n].kind == "observed"]
         if still:
@@ -426,8 +426,8 @@ def _export(
     # The kernel knows the plates of the data it ran on (unless its chains ran in other
     # processes); other arguments are traced anew.
     known = model_args is None and model_kwargs is None and kernel.plates
-    ev = host.Evaluator(model, args, kwargs, seed, plates=kernel.plates if known else None)
     sample0 = {k: _to_numpy(v)[0, 0] for k, v in draws.items()}
+    ev = host.Evaluator(model, args, kwargs, seed, plates=kernel.plates if known else None, values=sample0)
     sites = ev.sites(sample0, _first_indices(ev, chunk_size))
     latent = [n for n, s in sites.items() if s.kind == "latent"]
     observed = [n for n, s in sites.items() if s.kind == "observed"]

@@ -284,3 +284,53 @@ def test_predictive_mean_of_an_in_memory_export():
         predictive_mean(to_inference_data(mcmc, log_likelihood=False))
     with pytest.raises(ValueError, match="no draw dimension"):
         predictive_mean(idata.observed_data)
+
+
+def test_a_site_that_cannot_be_sampled_runs_and_exports(backend):
+    """``ImproperUniform`` (no ``sample``) with a subsampled plate: the set-up and the
+    export trace the model at the init strategy's and the draws' values, never sampling
+    it, as NUTS runs such a model; the scale's posterior mean is the data's sd."""
+    rng = np.random.default_rng(0)
+    y = rng.normal(1.0, 2.0, 2000).astype(np.float32)
+    if backend == "pyro":
+        import pyro
+        import pyro.distributions as dist
+        import torch
+        from pyro.infer import MCMC
+        from pyro.infer.autoguide import init_to_value
+
+        from ppl_kernels.pyro import SGHMC
+
+        def model(data):
+            mean = pyro.sample("mean", dist.Normal(0.0, 1.0).mask(False))
+            std = pyro.sample("std", dist.ImproperUniform(dist.constraints.positive, (), ()))
+            with pyro.plate("N", data.shape[0], subsample_size=100) as i:
+                pyro.sample("obs", dist.Normal(mean, std), obs=data[i])
+
+        pyro.set_rng_seed(0)
+        # Pyro's init_to_uniform samples the site to find its shape: a value is needed, as for Pyro's HMC
+        kernel = SGHMC(model, init_strategy=init_to_value(values={"mean": torch.tensor(0.0), "std": torch.tensor(1.0)}))
+        mcmc = MCMC(kernel, warmup_steps=200, num_samples=200, disable_progbar=True)
+        mcmc.run(torch.as_tensor(y))
+    else:
+        import numpyro
+        import numpyro.distributions as dist
+        from jax import random
+        from numpyro.infer import MCMC
+
+        from ppl_kernels.numpyro import SGHMC
+
+        def model(data):
+            mean = numpyro.sample("mean", dist.Normal(0.0, 1.0).mask(False))
+            std = numpyro.sample("std", dist.ImproperUniform(dist.constraints.positive, (), ()))
+            with numpyro.plate("N", data.shape[0], subsample_size=100) as i:
+                numpyro.sample("obs", dist.Normal(mean, std), obs=data[i])
+
+        mcmc = MCMC(SGHMC(model), num_warmup=200, num_samples=200, progress_bar=False)
+        mcmc.run(random.key(0), y)
+    idata = to_inference_data(mcmc)
+    assert idata.log_likelihood["obs"].shape[-1] == y.size
+    std = idata.posterior["std"]
+    # flat priors: the posterior mean of the scale is the data's sd (to O(1/n)); Monte Carlo error from the ESS
+    ess = float(az.ess(idata, var_names=["std"])["std"])
+    assert abs(float(std.mean()) - y.std()) < 4.5 * float(std.std()) / np.sqrt(ess)

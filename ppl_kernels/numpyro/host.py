@@ -15,7 +15,7 @@ import numpy as np
 from jax import lax, random
 from numpyro.handlers import seed as _seed
 from numpyro.handlers import substitute, trace
-from numpyro.infer import MCMC
+from numpyro.infer import MCMC, init_to_value
 
 from .. import dynamics
 from ..config import STAT_FIELDS
@@ -126,9 +126,11 @@ class Evaluator:
 
     fixed_draw_chunks = True  # jitted: pad the last chunk of draws so that it compiles once
 
-    def __init__(self, model_fn, args, kwargs, seed, plates=None):
+    def __init__(self, model_fn, args, kwargs, seed, plates=None, values=None):
         self.model, self.args, self.kwargs, self.seed = model_fn, tuple(args), dict(kwargs), seed
-        self.plates = find_subsample_plates(model_fn, self.args, self.kwargs) if plates is None else list(plates)
+        # values (a draw's latent values): the plates are found without sampling the latent sites
+        strategy = None if values is None else init_to_value(values=values)
+        self.plates = find_subsample_plates(model_fn, self.args, self.kwargs, strategy) if plates is None else list(plates)
         self._compiled = {}
 
     def chunk_length(self, plate, chunk_size):

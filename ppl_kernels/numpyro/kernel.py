@@ -64,7 +64,7 @@ class SGHMC(KernelArguments, MCMCKernel):
     def _setup(self, rng_key, num_warmup, model_args, model_kwargs, init_params):
         cfg = self.config
         if self.model is not None:
-            self.plates = _m.find_subsample_plates(self.model, model_args, model_kwargs)
+            self.plates = _m.find_subsample_plates(self.model, model_args, model_kwargs, self.init_strategy)
             sites = _m.latent_sites(self.model, model_args, model_kwargs, self.plates, self.init_strategy)
             self.transforms = _m.transforms_of(sites)
             if init_params is None:

@@ -24,9 +24,16 @@ from .epochs import first_indices
 __all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "check_plates_used"]
 
 
-def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
-    """Plates of ``model`` that draw a subsample (``subsample_size < size``)."""
-    tr = trace(seed(model, rng_seed=0)).get_trace(*model_args, **model_kwargs)
+def find_subsample_plates(model, model_args, model_kwargs, init_strategy=None) -> list[SubsamplePlate]:
+    """Plates of ``model`` that draw a subsample (``subsample_size < size``).  The latent
+    sites take ``init_strategy``'s values (when given), so that a site whose distribution
+    cannot be sampled (``ImproperUniform``) does not need to be."""
+    try:  # (a plain trace first, as in Pyro, whose init strategies reject a discrete site)
+        tr = trace(seed(model, rng_seed=0)).get_trace(*model_args, **model_kwargs)
+    except NotImplementedError:
+        if init_strategy is None:
+            raise
+        tr = trace(substitute(seed(model, rng_seed=0), substitute_fn=init_strategy)).get_trace(*model_args, **model_kwargs)
     plates = []
     for name, site in tr.items():
         if site["type"] == "plate":

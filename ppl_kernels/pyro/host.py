@@ -15,6 +15,7 @@ import pyro
 import torch
 from pyro import poutine
 from pyro.infer import MCMC
+from pyro.infer.autoguide.initialization import init_to_value
 from pyro.poutine.subsample_messenger import _Subsample
 
 from .. import dynamics
@@ -128,9 +129,11 @@ class Evaluator:
 
     fixed_draw_chunks = False
 
-    def __init__(self, model_fn, args, kwargs, seed, plates=None):
+    def __init__(self, model_fn, args, kwargs, seed, plates=None, values=None):
         self.model, self.args, self.kwargs, self.seed = model_fn, tuple(args), dict(kwargs), seed
-        self.plates = find_subsample_plates(model_fn, self.args, self.kwargs) if plates is None else list(plates)
+        # values (a draw's latent values): the plates are found without sampling the latent sites
+        strategy = None if values is None else init_to_value(values={k: torch.as_tensor(v) for k, v in values.items()})
+        self.plates = find_subsample_plates(model_fn, self.args, self.kwargs, strategy) if plates is None else list(plates)
         self.vectorised = True  # until the model shows that it cannot run under vmap
         self._layout = None
 

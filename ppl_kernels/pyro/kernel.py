@@ -161,7 +161,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         self._args, self._kwargs = args, kwargs
         cfg = self.config
         if self.model is not None:
-            self.plates = _m.find_subsample_plates(self.model, args, kwargs)
+            self.plates = _m.find_subsample_plates(self.model, args, kwargs, self.init_strategy)
             sites = _m.latent_sites(self.model, args, kwargs, self.plates, self.init_strategy)
             self.transforms = self._user_transforms or _m.transforms_of(sites)
             if self._initial_params is None:

@@ -34,10 +34,19 @@ def _is_subsample(site) -> bool:
     return isinstance(site.get("fn"), _Subsample)
 
 
-def find_subsample_plates(model, model_args, model_kwargs) -> list[SubsamplePlate]:
-    """Plates of ``model`` that draw a subsample (``subsample_size < size``)."""
+def find_subsample_plates(model, model_args, model_kwargs, init_strategy=None) -> list[SubsamplePlate]:
+    """Plates of ``model`` that draw a subsample (``subsample_size < size``).  The latent
+    sites take ``init_strategy``'s values (when given), so that a site whose distribution
+    cannot be sampled (``ImproperUniform``) does not need to be."""
+    from pyro.infer.autoguide.initialization import InitMessenger
+
     with torch.random.fork_rng(devices=[]):  # an inspection: the plates' random indices leave the user's stream alone
-        tr = poutine.trace(model).get_trace(*model_args, **model_kwargs)
+        try:  # (a plain trace first: the init strategy would reject a discrete site before latent_sites explains it)
+            tr = poutine.trace(model).get_trace(*model_args, **model_kwargs)
+        except NotImplementedError:
+            if init_strategy is None:
+                raise
+            tr = poutine.trace(InitMessenger(init_strategy)(model)).get_trace(*model_args, **model_kwargs)
     plates = []
     for name, site in tr.nodes.items():
         if site["type"] == "sample" and _is_subsample(site):
@@ -68,7 +77,11 @@ def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict
         return out
 
     # Check a plain trace first: Pyro's init strategies reject discrete sites with their own autoguide-worded error.
-    checked(poutine.trace(fixed).get_trace(*model_args, **model_kwargs))
+    # A distribution that cannot be sampled (ImproperUniform) needs the strategy's value: the trace below checks it.
+    try:
+        checked(poutine.trace(fixed).get_trace(*model_args, **model_kwargs))
+    except NotImplementedError:
+        pass
     return checked(poutine.trace(InitMessenger(init_strategy)(fixed)).get_trace(*model_args, **model_kwargs))
 
 
