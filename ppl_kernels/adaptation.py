@@ -58,6 +58,9 @@ __all__ = [
     "summary",
     "by_site",
     "kinetic_warning",
+    "kinetic_track",
+    "kinetic_found",
+    "warn_kinetic",
     "update",
 ]
 
@@ -325,6 +328,66 @@ def by_site(values: dict, shapes: dict) -> dict:
     return out
 
 
+#: Kept sampling draws per batch mean of the in-run kinetic-temperature check.
+KINETIC_BATCH = 10
+#: The in-run check's first checkpoint (kept sampling draws); the later ones double it.
+KINETIC_CHECK = 200
+
+
+def kinetic_track(sums, ratio, count, level_z: float = 3.0):
+    """The in-run kinetic-temperature check after a kept draw: ``sums`` is ``(open batch's
+    sum, batches, Σ batch means, Σ squared batch means, warned)`` (Python floats or backend
+    scalars), ``ratio`` the draw's kinetic temperature over its expected value and
+    ``count`` the kept sampling draws so far, this one included (warmup draws: ≤ 0, not
+    counted).  At ``count`` = 200, 400, 800, … the batch means are tested as
+    :func:`kinetic_warning` tests a finished run's; the first failing checkpoint sets
+    ``warned`` to 1 (:func:`kinetic_found`).  Pure arithmetic: both kernels run it."""
+    acc, nb, s1, s2, warned = sums
+    on = (count > 0) * 1.0
+    acc = acc + on * ratio
+    close = on * ((count % KINETIC_BATCH) == 0)
+    m = acc / KINETIC_BATCH
+    acc, nb, s1, s2 = acc * (1.0 - close), nb + close, s1 + close * m, s2 + close * m * m
+    n = count // KINETIC_CHECK
+    check = (count > 0) & (count % KINETIC_CHECK == 0) & (n >= 1) & ((n & (n - 1)) == 0)
+    mean = s1 / (nb + (nb < 1))
+    se2 = (s2 - nb * mean * mean) / (nb - 1.0 + (nb < 2) * (2.0 - nb)) / (nb + (nb < 1))  # (1 / 1 under 2 batches)
+    off = abs(mean - 1.0) - HEATING_TOLERANCE
+    hit = check & (warned == 0) & (off > 0) & (off * off > level_z * level_z * se2)
+    return acc, nb, s1, s2, warned + hit * 1.0
+
+
+def kinetic_found(old, new):
+    """Whether :func:`kinetic_track` found the miss at this draw (``new``'s ``warned`` set)."""
+    return new[4] > old[4]
+
+
+def warn_kinetic(sums, count: int, dim: int, chain=None) -> None:
+    """The warning both kernels give while a run goes when :func:`kinetic_found` holds
+    after ``count`` kept sampling draws (:class:`~ppl_kernels.config.TemperatureWarning`)."""
+    import warnings
+
+    from .config import TemperatureWarning
+
+    _, nb, s1, s2, _ = (float(np.asarray(v)) for v in sums)
+    mean = s1 / nb
+    se = float(np.sqrt(max(s2 - nb * mean * mean, 0.0) / (nb - 1.0) / nb))
+    who = "a chain" if chain is None else f"chain {chain}"
+    warnings.warn(f"{who}, after {count} sampling draws: " + kinetic_message(mean, se, dim), TemperatureWarning,
+                  stacklevel=2)
+
+
+def kinetic_message(mean: float, se: float, dim: int) -> str:
+    """The text of a kinetic-temperature miss (its ratio's ``mean`` and standard error)."""
+    if mean > 1.0:
+        cause = ("the step is too large for the gradient noise or the curvature, or the chains had not converged: "
+                 "raise num_warmup, or give a smaller step_size")
+    else:
+        cause = "the chains had not converged (raise num_warmup)"
+    return (f"the kinetic temperature of the sampling phase is {mean:.3g} times its expected value "
+            f"(± {se:.2g}, d = {dim}), not 1 within the tolerance {HEATING_TOLERANCE}: {cause}")
+
+
 def kinetic_warning(kinetic, expected, dim: int, *, level_z: float = 3.0):
     """The warning for a sampling phase whose kinetic temperature misses its expected value
     (``T / (1 − a/2)`` at the adapted values), or ``None``.
@@ -344,13 +407,7 @@ def kinetic_warning(kinetic, expected, dim: int, *, level_z: float = 3.0):
     se = float(batches.std(ddof=1) / np.sqrt(batches.size))
     if abs(mean - 1.0) <= level_z * se + HEATING_TOLERANCE:
         return None
-    if mean > 1.0:
-        cause = ("the step is too large for the gradient noise or the curvature, or the chains had not converged: "
-                 "raise num_warmup, or give a smaller step_size")
-    else:
-        cause = "the chains had not converged (raise num_warmup)"
-    return (f"the kinetic temperature of the sampling phase is {mean:.3g} times its expected value "
-            f"(± {se:.2g}, d = {dim}), not 1 within the tolerance {HEATING_TOLERANCE}: {cause}")
+    return kinetic_message(mean, se, dim)
 
 
 def refreshes(plan: AdaptPlan, k):

@@ -335,6 +335,13 @@ class SGHMCConfig:
         return eps, beta, phase, noise_t
 
     @property
+    def checks_kinetic(self) -> bool:
+        """Whether the kinetic temperature of the sampling phase is checked against its
+        expected value: not when the momentum is cooled on purpose (``resample_scale``), the
+        schedule explores without noise, or T = 0."""
+        return self.resample_scale is None and self.explore_noise and self.noise_temperature != 0.0
+
+    @property
     def injects_noise(self) -> bool:
         """Whether any draw injects noise (false at T = 0): the kernels draw no ξ otherwise."""
         return self.noise_temperature != 0.0
@@ -396,6 +403,11 @@ def nonfinite_start_error(sites: list) -> ValueError:
 #: Kept draws in a row that all diverged, after which a chain counts as frozen: every
 #: diverging draw restarts from the draw's start, so the chain stands still.
 FROZEN_RUN = 20
+
+
+class TemperatureWarning(RuntimeWarning):
+    """A sampling phase whose kinetic temperature misses its expected value: the chain does
+    not sample the temperature that was asked for."""
 
 
 class FrozenChainWarning(RuntimeWarning):

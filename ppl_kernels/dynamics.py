@@ -94,6 +94,14 @@ def resampled_momentum(xi, resample_scale, mass):
     return (resample_scale * mass) ** 0.5 * xi
 
 
+def expected_kinetic(noise_t, eps, inv_mass, friction, like):
+    """The mean kinetic temperature of a draw at step ``eps`` with the flat ``1/M'`` and
+    ``C'`` (arrays or floats): ``T (1/(1 − a/2))`` averaged over the coordinates of
+    ``like``, ``a = ε C' / M'`` (``docs/theory.rst``)."""
+    a = eps * friction * inv_mass + 0.0 * like
+    return noise_t * (1.0 / (1.0 - 0.5 * a)).mean()
+
+
 def draw_statistics(theta, r, grad, inv_mass, dim: int) -> dict:
     """The thermodynamic statistics of one state (flat θ, r, ∇Ũ).
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from . import _host
 from ._host import BACKENDS
-from .config import FROZEN_RUN, FrozenChainWarning, frozen_advice
+from .config import FROZEN_RUN, FrozenChainWarning, TemperatureWarning, frozen_advice
 
 __all__ = ["sample", "Interrupted", "warn_kinetic_temperature",
            "kinetic_temperature_series", "warn_frozen_chains", "FROZEN_RUN", "BACKENDS"]
@@ -81,6 +81,7 @@ def sample(
         with warnings.catch_warnings():
             if warn:  # the check after the run names every frozen chain at once
                 warnings.simplefilter("ignore", FrozenChainWarning)
+                warnings.simplefilter("ignore", TemperatureWarning)
             mcmc = _host.host_for(backend).sample(
                 model=model, potential_fn=potential_fn, init_params=init_params, model_args=tuple(model_args),
                 model_kwargs=dict(model_kwargs or {}), kernel_kwargs=kernel_kwargs, num_samples=num_samples,
@@ -143,7 +144,7 @@ def warn_frozen_chains(mcmc) -> str | None:
 
 
 def warn_kinetic_temperature(mcmc) -> str | None:
-    """Warn (once, ``RuntimeWarning``) when the kinetic temperature of a finished run's
+    """Warn (once, :class:`~ppl_kernels.config.TemperatureWarning`) when the kinetic temperature of a finished run's
     sampling phase misses its expected value at the values it sampled with
     (:func:`ppl_kernels.adaptation.kinetic_warning`); return the message or ``None``.
 
@@ -153,11 +154,10 @@ def warn_kinetic_temperature(mcmc) -> str | None:
 
     from . import adaptation
 
-    cfg = _host.kernel_of(mcmc).config
-    if cfg.resample_scale is not None or not cfg.explore_noise or cfg.noise_temperature == 0:
+    if not _host.kernel_of(mcmc).config.checks_kinetic:
         return None
     kinetic, expected, dim = kinetic_temperature_series(mcmc)
     message = adaptation.kinetic_warning(kinetic, expected, dim)
     if message:
-        warnings.warn(message, RuntimeWarning, stacklevel=3)
+        warnings.warn(message, TemperatureWarning, stacklevel=3)
     return message

@@ -166,3 +166,70 @@ def test_numpyro_model_takes_numpy_data_with_a_subsampled_plate():
     mcmc.run(jax.random.PRNGKey(0), X, y)  # NumPy arrays, indexed by traced minibatch indices
     np.testing.assert_allclose(np.asarray(mcmc.get_samples()["w"]).mean(0), [1.0, -1.0], atol=0.05)
     assert to_inference_data(mcmc).log_likelihood["y"].shape == (1, 300, 200)
+
+
+def _hot_run(backend, kernel_kwargs, num_warmup, num_samples):
+    """The conjugate model of ``test_a_hot_sampling_phase_warns`` under the host's own
+    ``MCMC`` (NumPyro: two vectorised chains); returns the chains' names in the messages."""
+    y = conjugate_data(400)
+    args = (as_array(backend, y), 0.0, 1.0, 2.0, 10)
+    if backend == "pyro":
+        import pyro
+        from pyro.infer import MCMC
+
+        from ppl_kernels.pyro import SGHMC
+
+        pyro.set_rng_seed(0)
+        MCMC(SGHMC(conjugate_model(backend), **kernel_kwargs), warmup_steps=num_warmup, num_samples=num_samples,
+             disable_progbar=True).run(*args)
+        return ["a chain"]
+    import jax
+    from numpyro.infer import MCMC
+
+    from ppl_kernels.numpyro import SGHMC
+
+    MCMC(SGHMC(conjugate_model(backend), **kernel_kwargs), num_warmup=num_warmup, num_samples=num_samples,
+         num_chains=2, chain_method="vectorized", progress_bar=False).run(jax.random.PRNGKey(0), *args)
+    jax.effects_barrier()
+    return ["chain 0", "chain 1"]
+
+
+def test_a_hot_chain_warns_while_the_hosts_mcmc_runs(backend):
+    """A user who calls Pyro's or NumPyro's ``MCMC`` directly is told while the run goes:
+    the kernels test the kinetic temperature at 200, 400, … sampling draws and warn once
+    per chain, naming it; the defaults on the same model at T = 1 warn of nothing."""
+    from ppl_kernels import TemperatureWarning
+
+    hot = dict(temperature=0.01, step_size=0.05, mass=100.0, friction=2000.0, **HAND_TUNED)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chains = _hot_run(backend, hot, 0, 400)
+    messages = [str(w.message) for w in caught if issubclass(w.category, TemperatureWarning)]
+    assert len(messages) == len(chains), messages
+    for who, message in zip(chains, messages):
+        assert message.startswith(f"{who}, after 200 sampling draws: the kinetic temperature of the sampling phase is ")
+        assert "smaller step_size" in message
+    assert issubclass(TemperatureWarning, RuntimeWarning)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _hot_run(backend, dict(temperature=1.0), 300, 400)
+    assert not [str(w.message) for w in caught if issubclass(w.category, TemperatureWarning)]
+
+
+def test_the_in_run_check_is_the_after_run_one():
+    """:func:`kinetic_track` over a series, checkpoint by checkpoint, gives the verdict of
+    :func:`kinetic_warning` on the same draws (20 batches of 10 at the first checkpoint)."""
+    from ppl_kernels import adaptation
+
+    rng = np.random.default_rng(1)
+    for shift, expect in ((0.0, False), (0.2, True), (-0.2, True), (0.04, False)):
+        ratio = 1.0 + shift + 0.1 * rng.standard_normal(200)
+        sums = (0.0, 0.0, 0.0, 0.0, 0.0)
+        for i, x in enumerate(ratio):
+            old, sums = sums, adaptation.kinetic_track(sums, float(x), i + 1)
+            assert not adaptation.kinetic_found(old, sums) or i == 199
+        assert bool(sums[4]) == expect
+        after = adaptation.kinetic_warning(ratio[None, :], np.ones((1, 200)), 3)
+        assert (after is not None) == expect
+    # warmup draws (count <= 0) are not counted
+    assert adaptation.kinetic_track((0.0, 0.0, 0.0, 0.0, 0.0), 5.0, 0)[:4] == (0.0, 0.0, 0.0, 0.0)

@@ -28,7 +28,7 @@ from . import epochs
 
 __all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]
 
-SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run",
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run", "kinetic_check",
                                        "epochs", "adapt", "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
@@ -40,6 +40,8 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 - the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
 - **divergence_run** - how many kept samples in a row, up to this one, diverged (0 when
   this one did not); the kernels warn when it reaches :data:`ppl_kernels.config.FROZEN_RUN`.
+- **kinetic_check** - the in-run kinetic-temperature check's accumulators
+  (:func:`ppl_kernels.adaptation.kinetic_track`); the kernels warn when it finds a miss.
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.numpyro.epochs`).
 - **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
@@ -48,7 +50,7 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 """
 
 Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "plan",
-                               "value_and_grad"])
+                               "value_and_grad", "num_warmup"])
 Static.__doc__ = """What a draw needs besides the state; fixed for a run.
 
 ``inv_mass``, ``friction`` and ``mass`` are the given coefficients of the flat
@@ -116,11 +118,15 @@ def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, *, forward_mod
 
     # numpy constants, not jnp: set-up may run under a trace (pmap)
     coefficients = [dynamics.flat_coefficient(c, layout.shapes) for c in (inv_mass, fric, mass)]
-    return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), plan, value_and_grad)
+    return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), plan, value_and_grad, int(num_warmup))
 
 
 def _normal(key, like):
     return random.normal(key, jnp.shape(like), jnp.result_type(like))
+
+
+#: The in-run kinetic check's accumulators before the first draw (adaptation.kinetic_track).
+_KINETIC_START = (0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 def _finite(*values):
@@ -130,7 +136,7 @@ def _finite(*values):
     return ok
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, epochs_, adapt, key) -> SGHMCState:
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
     lay, dtype = static.layout, jnp.result_type(float)
     inv_mass = _coefficients(static, adapt)[1]
     stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
@@ -138,7 +144,8 @@ def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, epoch
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
         diverging=jnp.asarray(diverging),
-        divergence_run=jnp.asarray(run, jnp.int32), epochs=epochs_, adapt=adapt, rng_key=key,
+        divergence_run=jnp.asarray(run, jnp.int32), kinetic_check=tuple(jnp.asarray(v, dtype) for v in kinetic),
+        epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -164,7 +171,7 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     factor, _, _, mass, _ = _coefficients(static, adapt)
     r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0, jnp)
-    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0,
+    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0, _KINETIC_START,
                   epochs.join(bases, counters), adapt, key)
 
 
@@ -261,7 +268,7 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         adapt, counters, momentum_factor = lax.cond(
             k < plan.num_draws, adapt_fn, lambda args: (*args, jnp.ones_like(z)), (adapt, counters))
         r = r * momentum_factor
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run,
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run, state.kinetic_check,
                   epochs.join(bases, counters), adapt,
                   key)
 
@@ -308,4 +315,18 @@ def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=
             return state, diverged | state.diverging
 
         new, diverged = lax.fori_loop(0, static.cfg.thinning, one, (state, jnp.array(False)))
-    return new._replace(diverging=diverged, divergence_run=jnp.where(diverged, state.divergence_run + 1, 0))
+    return _tracked(static, new._replace(diverging=diverged, divergence_run=jnp.where(diverged, state.divergence_run + 1, 0)))
+
+
+def _tracked(static: Static, state: SGHMCState) -> SGHMCState:
+    """``state`` with the in-run kinetic-temperature check moved on by its draw
+    (:func:`ppl_kernels.adaptation.kinetic_track`; runs that are not checked keep it as it is)."""
+    cfg = static.cfg
+    if not (cfg.checks_kinetic and static.layout.size):
+        return state
+    _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
+    expected = dynamics.expected_kinetic(cfg.noise_temperature, state.step_size, inv_mass, friction,
+                                         static.layout.flatten(state.z))
+    count = state.i // cfg.thinning - static.num_warmup
+    return state._replace(kinetic_check=adaptation.kinetic_track(state.kinetic_check,
+                                                                 state.kinetic_temperature / expected, count))

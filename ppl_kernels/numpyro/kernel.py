@@ -15,7 +15,7 @@ from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
-from .. import dynamics
+from .. import adaptation, dynamics
 from ..config import STAT_FIELDS, KernelArguments, frozen_now, nonfinite_start_error, warn_frozen_chain
 from . import epochs, integrator
 from . import model as _m
@@ -121,7 +121,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         else:
             state = init_fn(init_params, rng_key)
         self._check_start(state)
-        self._sample_fn = _warning_when_frozen(sample_fn, num_warmup, self.config.thinning)
+        self._sample_fn = _warning_while_running(sample_fn, num_warmup, self.config.thinning, static.layout.size)
         if self.model is not None:
             self._postprocess = self._make_postprocess()
         return state
@@ -184,25 +184,33 @@ class SGHMC(KernelArguments, MCMCKernel):
         return d
 
 
-def _warning_when_frozen(sample_fn, num_warmup, thinning):
-    """``sample_fn`` that also warns (:func:`ppl_kernels.config.warn_frozen_chain`) when a
-    chain freezes.  The host call sits behind a ``cond`` on all chains at once: kept
-    outside the kernel's own ``vmap`` its predicate is a scalar, so the call (about 0.1 ms)
-    is made only when a chain freezes, not at every draw."""
+def _warning_while_running(sample_fn, num_warmup, thinning, dim):
+    """``sample_fn`` that also warns when a chain freezes
+    (:func:`ppl_kernels.config.warn_frozen_chain`) and when the kinetic-temperature check
+    finds a miss (:func:`ppl_kernels.adaptation.warn_kinetic`).  The host call sits behind
+    a ``cond`` on all chains at once: kept outside the kernel's own ``vmap`` its predicate
+    is a scalar, so the call (about 0.1 ms) is made only when a chain has something to
+    report, not at every draw."""
 
-    def report(hit, step_size, draw):
-        hit, step_size, draw = np.asarray(hit), np.asarray(step_size), np.asarray(draw)
-        if hit.ndim == 0:
-            warn_frozen_chain(int(draw), float(step_size))
-        else:
-            for c in np.flatnonzero(hit):
-                warn_frozen_chain(int(draw[c]), float(step_size[c]), chain=int(c))
+    def report(frozen, hot, step_size, draw, sums):
+        frozen, hot, step_size, draw = (np.asarray(v) for v in (frozen, hot, step_size, draw))
+        sums = np.stack([np.asarray(v) for v in sums], -1)
+        single = frozen.ndim == 0
+        for c in range(1 if single else frozen.shape[0]):
+            at = () if single else (c,)
+            chain = None if single else c
+            if frozen[at]:
+                warn_frozen_chain(int(draw[at]), float(step_size[at]), chain=chain)
+            if hot[at]:
+                adaptation.warn_kinetic(sums[at], int(draw[at]) + 1 - num_warmup, dim, chain=chain)
 
     def sample(state, model_args, model_kwargs):
         new = sample_fn(state, model_args, model_kwargs)
         kept = new.i // thinning
-        hit = frozen_now(new.divergence_run, kept - num_warmup)
-        jax.lax.cond(jax.numpy.any(hit), lambda: jax.debug.callback(report, hit, new.step_size, kept - 1),
+        frozen = frozen_now(new.divergence_run, kept - num_warmup)
+        hot = adaptation.kinetic_found(state.kinetic_check, new.kinetic_check)
+        jax.lax.cond(jax.numpy.any(frozen | hot),
+                     lambda: jax.debug.callback(report, frozen, hot, new.step_size, kept - 1, new.kinetic_check),
                      lambda: None)
         return new
 

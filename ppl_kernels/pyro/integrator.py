@@ -34,7 +34,7 @@ from . import epochs
 __all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_move", "sghmc_step",
            "sghmc_draw", "sghmc_sample"]
 
-SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run",
+SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run", "kinetic_check",
                                        "epochs", "adapt", "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
@@ -46,6 +46,8 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 - the per-draw statistics (``lp`` ... ``diverging``, :data:`ppl_kernels.config.STAT_FIELDS`).
 - **divergence_run** - how many kept samples in a row, up to this one, diverged (0 when
   this one did not); the kernels warn when it reaches :data:`ppl_kernels.config.FROZEN_RUN`.
+- **kinetic_check** - the in-run kinetic-temperature check's accumulators
+  (:func:`ppl_kernels.adaptation.kinetic_track`); the kernels warn when it finds a miss.
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.pyro.epochs`).
 - **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
@@ -55,7 +57,7 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
 """
 
 Static = namedtuple("Static", ["cfg", "layout", "inv_mass", "friction", "mass", "dim", "plates", "plan",
-                               "value_and_grad", "generator"])
+                               "value_and_grad", "generator", "num_warmup"])
 Static.__doc__ = """What a draw needs besides the state; fixed for a run.
 
 ``inv_mass``, ``friction`` and ``mass`` are the given coefficients of the flat
@@ -129,7 +131,7 @@ def make_static(cfg, parts, z: dict, plates, num_warmup: int = 0, *, jit_compile
     coefficients = [as_flat(dynamics.flat_coefficient(c, layout.shapes)) for c in (inv_mass, fric, mass)]
     plan = plan._replace(friction_factor=as_flat(plan.friction_factor))
     return Static(cfg, layout, *coefficients, max(layout.size, 1), tuple(plates), plan, _value_and_grad(flat_parts),
-                  generator)
+                  generator, int(num_warmup))
 
 
 #: How torch.distributions' argument validation words its errors.
@@ -165,18 +167,22 @@ def _normal(generator, like):
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
+#: The in-run kinetic check's accumulators before the first draw (adaptation.kinetic_track).
+_KINETIC_START = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 def _finite(*values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values)
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, epochs_, adapt, key) -> SGHMCState:
+def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
     lay = static.layout
     inv_mass = _coefficients(static, adapt)[1]
     stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
-        divergence_run=int(run), epochs=epochs_, adapt=adapt, rng_key=key,
+        divergence_run=int(run), kinetic_check=tuple(float(v) for v in kinetic), epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -211,7 +217,7 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     factor, _, _, mass, _ = _coefficients(static, adapt)
     r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0)
-    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0,
+    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0, _KINETIC_START,
                   epochs.join(bases, counters), adapt, g.get_state())
 
 
@@ -302,7 +308,7 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         curvature, difference, counters = _probe(static, adapt, z, grad, bases, counters, model_args, model_kwargs, v)
         adapt, momentum_factor = adaptation.update(plan, OPS, adapt, k, z, eps, diverging, curvature, difference)
         r = r * momentum_factor
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run,
+    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run, state.kinetic_check,
                   epochs.join(bases, counters), adapt,
                   g.get_state())
 
@@ -341,7 +347,21 @@ def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=
     for _ in range(static.cfg.thinning):
         state = sghmc_draw(static, state, model_args, model_kwargs)
         diverged = diverged or state.diverging
-    return state._replace(diverging=diverged, divergence_run=state.divergence_run + 1 if diverged else 0)
+    return _tracked(static, state._replace(diverging=diverged, divergence_run=state.divergence_run + 1 if diverged else 0))
+
+
+def _tracked(static: Static, state: SGHMCState) -> SGHMCState:
+    """``state`` with the in-run kinetic-temperature check moved on by its draw
+    (:func:`ppl_kernels.adaptation.kinetic_track`; runs that are not checked keep it as it is)."""
+    cfg = static.cfg
+    if not (cfg.checks_kinetic and static.layout.size):
+        return state
+    _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
+    expected = float(dynamics.expected_kinetic(cfg.noise_temperature, state.step_size, inv_mass, friction,
+                                               static.layout.flatten(state.z)))
+    count = state.i // cfg.thinning - static.num_warmup
+    return state._replace(kinetic_check=adaptation.kinetic_track(state.kinetic_check,
+                                                                 state.kinetic_temperature / expected, count))
 
 
 # -- jit_compile -----------------------------------------------------------------------------

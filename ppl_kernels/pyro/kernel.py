@@ -19,7 +19,7 @@ import torch
 from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
-from .. import dynamics
+from .. import adaptation, dynamics
 from ..config import STAT_FIELDS, KernelArguments, frozen_now, nonfinite_start_error, warn_frozen_chain
 from . import integrator
 from . import model as _m
@@ -198,6 +198,7 @@ class SGHMC(KernelArguments, MCMCKernel):
 
     def sample(self, params):
         state = self.state
+        before = state.kinetic_check
         if any(params[k] is not state.z[k] for k in state.z):
             # The caller moved the chain (e.g. a new MCMC run): restart from ``params``.
             z = {k: v.detach() for k, v in params.items()}
@@ -215,6 +216,8 @@ class SGHMC(KernelArguments, MCMCKernel):
         kept = state.i // self.config.thinning
         if frozen_now(state.divergence_run, kept - self._warmup_steps):
             warn_frozen_chain(kept - 1, state.step_size)
+        if adaptation.kinetic_found(before, state.kinetic_check):
+            adaptation.warn_kinetic(state.kinetic_check, kept - self.static.num_warmup, self.static.layout.size)
         return state.z
 
     def logging(self):
