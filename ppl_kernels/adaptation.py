@@ -35,6 +35,7 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
+from . import dynamics
 from . import schedules as _sched
 
 __all__ = [
@@ -59,6 +60,7 @@ __all__ = [
     "by_site",
     "kinetic_warning",
     "kinetic_track",
+    "kinetic_after_sample",
     "kinetic_found",
     "warn_kinetic",
     "update",
@@ -332,6 +334,24 @@ def by_site(values: dict, shapes: dict) -> dict:
 KINETIC_BATCH = 10
 #: The in-run check's first checkpoint (kept sampling draws); the later ones double it.
 KINETIC_CHECK = 200
+#: :func:`kinetic_track`'s accumulators before the first draw.
+KINETIC_START = (0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def kinetic_after_sample(cfg, num_warmup: int, sums, i, kinetic, eps, inv_mass, friction, like):
+    """:func:`kinetic_track` after the kept sample that ends at draw ``i`` (its kinetic
+    temperature ``kinetic``, step ``eps``, flat ``1/M'`` and ``C'``; ``like`` the flat θ):
+    the ratio to :func:`ppl_kernels.dynamics.expected_kinetic` and the sampling count from
+    the run's ``num_warmup`` kept warmup samples."""
+    expected = dynamics.expected_kinetic(cfg.noise_temperature, eps, inv_mass, friction, like)
+    return kinetic_track(sums, kinetic / expected, i // cfg.thinning - num_warmup)
+
+
+def _kinetic_summary(nb, s1, s2):
+    """Mean and squared standard error of the batch means from their sums (no batch: 0, and
+    under two batches a variance over one degree of freedom, so that nothing divides by 0)."""
+    mean = s1 / (nb + (nb < 1))
+    return mean, (s2 - nb * mean * mean) / (nb - 1.0 + (nb < 2) * (2.0 - nb)) / (nb + (nb < 1))
 
 
 def kinetic_track(sums, ratio, count, level_z: float = 3.0):
@@ -350,8 +370,7 @@ def kinetic_track(sums, ratio, count, level_z: float = 3.0):
     acc, nb, s1, s2 = acc * (1.0 - close), nb + close, s1 + close * m, s2 + close * m * m
     n = count // KINETIC_CHECK
     check = (count > 0) & (count % KINETIC_CHECK == 0) & (n >= 1) & ((n & (n - 1)) == 0)
-    mean = s1 / (nb + (nb < 1))
-    se2 = (s2 - nb * mean * mean) / (nb - 1.0 + (nb < 2) * (2.0 - nb)) / (nb + (nb < 1))  # (1 / 1 under 2 batches)
+    mean, se2 = _kinetic_summary(nb, s1, s2)
     off = abs(mean - 1.0) - HEATING_TOLERANCE
     hit = check & (warned == 0) & (off > 0) & (off * off > level_z * level_z * se2)
     return acc, nb, s1, s2, warned + hit * 1.0
@@ -369,9 +388,8 @@ def warn_kinetic(sums, count: int, dim: int, chain=None) -> None:
 
     from .config import TemperatureWarning
 
-    _, nb, s1, s2, _ = (float(np.asarray(v)) for v in sums)
-    mean = s1 / nb
-    se = float(np.sqrt(max(s2 - nb * mean * mean, 0.0) / (nb - 1.0) / nb))
+    mean, se2 = _kinetic_summary(*(float(np.asarray(v)) for v in sums[1:4]))
+    se = float(np.sqrt(max(se2, 0.0)))
     who = "a chain" if chain is None else f"chain {chain}"
     warnings.warn(f"{who}, after {count} sampling draws: " + kinetic_message(mean, se, dim), TemperatureWarning,
                   stacklevel=2)

@@ -13,7 +13,7 @@ from warmup_cases import Z_MAX, kinetic_ratio, regression_data, regression_model
 def test_defaults_sample_a_subsampled_regression_at_the_requested_temperature(backend, temperature):
     X, y = regression_data()
     mcmc, draws, stats, adapted = run(backend, regression_model(backend), (as_array(backend, X), as_array(backend, y)),
-                                      temperature=temperature, num_samples=2000)
+                                      temperature=temperature, num_samples=2000, pyro_jit=True)
     (zm, zv), = z_scores(draws, regression_truth(temperature)).values()
     assert np.all(np.abs(zm) < Z_MAX), ("mean z", zm)
     assert np.all(np.abs(zv) < Z_MAX), ("variance z", zv)
@@ -48,10 +48,10 @@ def test_defaults_match_long_nuts_runs(backend, case, nuts_reference):
     from warmup_cases import schools_model, two_sample_z
 
     if case == "schools":
-        mcmc, draws, stats, _ = run(backend, schools_model(backend), num_samples=2000)
+        mcmc, draws, stats, _ = run(backend, schools_model(backend), num_samples=2000, pyro_jit=True)
     else:
         X, y = logistic_data()
-        mcmc, draws, stats, _ = run(backend, logistic_model(backend), (as_array(backend, X), as_array(backend, y)))
+        mcmc, draws, stats, _ = run(backend, logistic_model(backend), (as_array(backend, X), as_array(backend, y)), pyro_jit=True)
     for site, (zm, zv) in two_sample_z(draws, nuts_reference[case]).items():
         assert np.all(np.abs(zm) < Z_MAX), (site, "mean z", zm)
         assert np.all(np.abs(zv) < Z_MAX), (site, "variance z", zv)

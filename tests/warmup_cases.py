@@ -6,8 +6,6 @@ temperature of the sampling phase.  Every run uses the kernel's defaults
 
 from __future__ import annotations
 
-import os
-
 import arviz as az
 import numpy as np
 from targets import _ppl, as_array, mc_mean, mc_var
@@ -76,12 +74,12 @@ def regression_truth(temperature: float) -> dict:
 
 
 # -- the shared run and checks ---------------------------------------------------------------
-def run(backend, model, model_args=(), *, temperature=1.0, num_samples=1000, seed=0, **kernel_kwargs):
-    """``SGHMC(model, temperature=T)`` with nothing else set: draws, statistics, adapted values."""
-    if backend == "pyro" and os.environ.get("PPL_KERNELS_EAGER") is None:
-        # TorchScript for the potential: the same function and warmup, at about half the CI time
-        # (the eager path's warmup runs in tests/host_suites and examples/drop_in.py)
-        kernel_kwargs.setdefault("jit_compile", True)
+def run(backend, model, model_args=(), *, temperature=1.0, num_samples=1000, seed=0, pyro_jit=False, **kernel_kwargs):
+    """``SGHMC(model, temperature=T)`` with nothing else set: draws, statistics, adapted values.
+    ``pyro_jit``: Pyro's potential through TorchScript (``jit_compile=True``: the same function
+    and warmup, in about half the time); the Gaussians keep every argument at its default."""
+    if backend == "pyro" and pyro_jit:
+        kernel_kwargs["jit_compile"] = True
     mcmc = runner.sample(backend, model=model, model_args=model_args,
                          kernel_kwargs=dict(temperature=temperature, **kernel_kwargs), num_samples=num_samples,
                          num_warmup=NUM_WARMUP, num_chains=2, seed=seed)

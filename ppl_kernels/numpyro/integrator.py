@@ -125,10 +125,6 @@ def _normal(key, like):
     return random.normal(key, jnp.shape(like), jnp.result_type(like))
 
 
-#: The in-run kinetic check's accumulators before the first draw (adaptation.kinetic_track).
-_KINETIC_START = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-
 def _finite(*values):
     ok = jnp.array(True)
     for v in values:
@@ -144,8 +140,7 @@ def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinet
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
         diverging=jnp.asarray(diverging),
-        divergence_run=jnp.asarray(run, jnp.int32), kinetic_check=tuple(jnp.asarray(v, dtype) for v in kinetic),
-        epochs=epochs_, adapt=adapt, rng_key=key,
+        divergence_run=jnp.asarray(run, jnp.int32), kinetic_check=kinetic, epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -171,7 +166,8 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     factor, _, _, mass, _ = _coefficients(static, adapt)
     r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0, jnp)
-    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0, _KINETIC_START,
+    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0,
+                  tuple(jnp.asarray(v, jnp.result_type(float)) for v in adaptation.KINETIC_START),
                   epochs.join(bases, counters), adapt, key)
 
 
@@ -319,14 +315,12 @@ def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=
 
 
 def _tracked(static: Static, state: SGHMCState) -> SGHMCState:
-    """``state`` with the in-run kinetic-temperature check moved on by its draw
-    (:func:`ppl_kernels.adaptation.kinetic_track`; runs that are not checked keep it as it is)."""
-    cfg = static.cfg
-    if not (cfg.checks_kinetic and static.layout.size):
+    """``state`` with the in-run kinetic-temperature check moved on by its sample
+    (:func:`ppl_kernels.adaptation.kinetic_after_sample`; runs that are not checked keep it)."""
+    if not (static.cfg.checks_kinetic and static.layout.size):
         return state
     _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
-    expected = dynamics.expected_kinetic(cfg.noise_temperature, state.step_size, inv_mass, friction,
-                                         static.layout.flatten(state.z))
-    count = state.i // cfg.thinning - static.num_warmup
-    return state._replace(kinetic_check=adaptation.kinetic_track(state.kinetic_check,
-                                                                 state.kinetic_temperature / expected, count))
+    sums = adaptation.kinetic_after_sample(static.cfg, static.num_warmup, state.kinetic_check, state.i,
+                                           state.kinetic_temperature, state.step_size, inv_mass, friction,
+                                           static.layout.flatten(state.z))
+    return state._replace(kinetic_check=sums)

@@ -167,10 +167,6 @@ def _normal(generator, like):
     return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=like.device)
 
 
-#: The in-run kinetic check's accumulators before the first draw (adaptation.kinetic_track).
-_KINETIC_START = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-
 def _finite(*values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values)
 
@@ -182,7 +178,7 @@ def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinet
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
-        divergence_run=int(run), kinetic_check=tuple(float(v) for v in kinetic), epochs=epochs_, adapt=adapt, rng_key=key,
+        divergence_run=int(run), kinetic_check=kinetic, epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -217,7 +213,7 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     factor, _, _, mass, _ = _coefficients(static, adapt)
     r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0)
-    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0, _KINETIC_START,
+    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0, adaptation.KINETIC_START,
                   epochs.join(bases, counters), adapt, g.get_state())
 
 
@@ -351,17 +347,15 @@ def sghmc_sample(static: Static, state: SGHMCState, model_args=(), model_kwargs=
 
 
 def _tracked(static: Static, state: SGHMCState) -> SGHMCState:
-    """``state`` with the in-run kinetic-temperature check moved on by its draw
-    (:func:`ppl_kernels.adaptation.kinetic_track`; runs that are not checked keep it as it is)."""
-    cfg = static.cfg
-    if not (cfg.checks_kinetic and static.layout.size):
+    """``state`` with the in-run kinetic-temperature check moved on by its sample
+    (:func:`ppl_kernels.adaptation.kinetic_after_sample`; runs that are not checked keep it)."""
+    if not (static.cfg.checks_kinetic and static.layout.size):
         return state
     _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
-    expected = float(dynamics.expected_kinetic(cfg.noise_temperature, state.step_size, inv_mass, friction,
-                                               static.layout.flatten(state.z)))
-    count = state.i // cfg.thinning - static.num_warmup
-    return state._replace(kinetic_check=adaptation.kinetic_track(state.kinetic_check,
-                                                                 state.kinetic_temperature / expected, count))
+    sums = adaptation.kinetic_after_sample(static.cfg, static.num_warmup, state.kinetic_check, state.i,
+                                           state.kinetic_temperature, state.step_size, inv_mass, friction,
+                                           static.layout.flatten(state.z))
+    return state._replace(kinetic_check=tuple(float(v) for v in sums))
 
 
 # -- jit_compile -----------------------------------------------------------------------------
