@@ -343,7 +343,7 @@ def kinetic_after_sample(cfg, num_warmup: int, sums, i, kinetic, eps, inv_mass, 
     temperature ``kinetic``, step ``eps``, flat ``1/M'`` and ``C'``; ``like`` the flat θ):
     the ratio to :func:`ppl_kernels.dynamics.expected_kinetic` and the sampling count from
     the run's ``num_warmup`` kept warmup samples."""
-    expected = dynamics.expected_kinetic(cfg.noise_temperature, eps, inv_mass, friction, like)
+    expected = dynamics.expected_kinetic(cfg.noise_temperature, eps, inv_mass, friction, like, cfg.integrator)
     return kinetic_track(sums, kinetic / expected, i // cfg.thinning - num_warmup)
 
 

@@ -88,8 +88,10 @@ def kinetic_temperature_band(temperature, dim, *, level: float = 0.99):
     return t * chi2.ppf(a / 2, dim) / dim, t * chi2.ppf(1 - a / 2, dim) / dim
 
 
-def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1.0, boost=1.0, friction_scale=1.0):
-    """Mean kinetic temperature of the default integrator: ``T / (1 - a/2)``, ``a = ε γC / (αM)``.
+def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1.0, boost=1.0, friction_scale=1.0,
+                                 integrator="euler"):
+    """Mean kinetic temperature of the default integrator: ``T / (1 - a/2)``, ``a = ε γC / (αM)``;
+    of ``integrator="baoab"`` (whose statistic is that of the half-step momentum): ``T``.
 
     The free-particle value (``docs/theory.rst``); on a Gaussian of variance ``s²``
     the exact value has a further ``- ε²/(4 M s²)`` in the denominator.
@@ -104,6 +106,8 @@ def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1
         Base mass M and friction C, arrays with one entry per coordinate.
     boost, friction_scale : float
         α and γ.
+    integrator : {"euler", "baoab"}
+        The kernel's ``integrator``.
 
     Returns
     -------
@@ -111,6 +115,8 @@ def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1
         The mean over coordinates, one value per ``step_size`` entry.
     """
     a = np.asarray(step_size, dtype=float)[..., None] * friction_scale * np.ravel(friction) / (boost * np.ravel(mass))
+    if integrator != "euler":
+        return np.asarray(temperature, dtype=float) + 0.0 * a.mean(axis=-1)
     if np.any(a >= 2):
         raise ValueError(f"step_size * friction' / mass' must be < 2 for a stable integrator, got up to {a.max()!r}")
     return np.asarray(temperature, dtype=float) * np.mean(1.0 / (1.0 - a / 2), axis=-1)
@@ -206,11 +212,12 @@ def kinetic_temperature_series(data, *, site: str | None = None, burn_in: int = 
         chains = json.loads(attrs["adapted_json"])
         expected = np.stack([expected_kinetic_temperature(
             t, eps[c], mass=_flat(chains[c]["mass"], shapes), friction=_flat(chains[c]["friction"], shapes),
-            boost=cfg.boost, friction_scale=cfg.friction_scale) for c in range(eps.shape[0])])
+            boost=cfg.boost, friction_scale=cfg.friction_scale, integrator=cfg.integrator) for c in range(eps.shape[0])])
     else:
         expected = expected_kinetic_temperature(
             t, eps, mass=_per_coordinate(cfg.mass, shapes),
             friction=_per_coordinate(cfg.friction, shapes), boost=cfg.boost, friction_scale=cfg.friction_scale,
+            integrator=cfg.integrator,
         )
     return stats["kinetic_temperature"].values, expected, dim, t
 
@@ -395,6 +402,9 @@ def record_steps(
 
     host = _host.host_for(backend)
     num_draws = positive_int("num_draws", num_draws)
+    integrator = dict(kernel_kwargs or {}).get("integrator", "euler")
+    if integrator != "euler":  # the relations below are the drift-kick scheme's
+        raise ValueError(f"record_steps records the integrator='euler' relations, got integrator={integrator!r}")
     cfg, recs, sizes = host.record_steps(
         model=model, potential_fn=potential_fn, model_args=tuple(model_args), model_kwargs=dict(model_kwargs or {}),
         init_params=init_params, kernel_kwargs=dict(kernel_kwargs or {}), num_draws=num_draws, seed=seed,

@@ -15,28 +15,47 @@ the mathematics of ``docs/theory.rst``:
     r ← r − ε ∇Ũ(θ) − ε C' M'⁻¹ r + √(2 ε C' T) ξ              (kick)
 
 with ``M' = boost · M`` and ``C' = friction_scale · C``, and after a momentum
-resampling ``r ~ N(0, β M)`` a half kick ``r ← r − ε/2 ∇Ũ(θ)``.
+resampling ``r ~ N(0, β M)`` a half kick ``r ← r − ε/2 ∇Ũ(θ)``.  That is the
+``"euler"`` integrator; ``"baoab"`` splits the same dynamics as
+
+.. code-block:: none
+
+    r ← r − ε/2 ∇Ũ(θ);  θ ← θ + ε/2 M'⁻¹ r                      (B, A)
+    r ← c r + √(T M' (1 − c²)) ξ,  c = exp(−ε C' M'⁻¹)          (O: exact friction and noise)
+    θ ← θ + ε/2 M'⁻¹ r;  r ← r − ε/2 ∇Ũ(θ)                      (A, B)
+
+with one gradient per step (the last B's is the next step's first), and takes a
+resampled momentum as it is.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
 __all__ = [
+    "INTEGRATORS",
     "effective_coefficients",
     "base_friction",
     "flat_coefficient",
     "drift",
     "kick",
     "half_kick",
+    "friction_step",
+    "fresh_momentum",
+    "thermometer_momentum",
     "resampled_momentum",
     "draw_statistics",
     "integrator_step",
     "tempered_potential",
     "stride_table",
 ]
+
+
+#: The integrators both kernels run (``integrator=``), the default first.
+INTEGRATORS = ("euler", "baoab")
 
 
 def effective_coefficients(mass: dict, friction: dict, boost: float, friction_scale: float):
@@ -89,21 +108,49 @@ def half_kick(r, grad, step_size):
     return r - 0.5 * step_size * grad
 
 
+def friction_step(r, step_size, friction, inv_mass, noise_temperature, xi):
+    """The exact Ornstein–Uhlenbeck step over time ``ε`` of the friction and the noise:
+    ``r ← c r + √(T M' (1 − c²)) ξ`` with ``c = exp(−ε C' M'⁻¹)``, which keeps
+    ``N(0, T M')`` whatever the step (``noise_temperature`` 0: damping alone)."""
+    c = math.e ** (-(step_size * friction * inv_mass))
+    return c * r + (noise_temperature * (1.0 - c * c) / inv_mass) ** 0.5 * xi
+
+
+def fresh_momentum(integrator: str, r, grad, step_size):
+    """A freshly drawn momentum (resampling, early warmup) as the integrator carries it:
+    ``"euler"`` expects the half-step momentum (:func:`half_kick`), ``"baoab"`` the
+    full-step one, which the drawn one is."""
+    return half_kick(r, grad, step_size) if integrator == "euler" else r
+
+
+def thermometer_momentum(integrator: str, r, grad, step_size):
+    """The momentum whose kinetic temperature the draw statistics report: the state's for
+    ``"euler"`` (mean ``T/(1 − a/2)``, :func:`expected_kinetic`), for ``"baoab"`` the
+    half-step one ``r − ε/2 ∇Ũ(θ)`` that enters the friction step, whose law on a Gaussian
+    is exactly ``N(0, T M')`` (the full-step one's variance is ``T M'(1 − ε²ω²/4)``, which
+    depends on the curvature ω²)."""
+    return r if integrator == "euler" else half_kick(r, grad, step_size)
+
+
 def resampled_momentum(xi, resample_scale, mass):
     """``r ~ N(0, β M)`` from standard normal draws ``xi`` (base mass ``M``, not ``αM``)."""
     return (resample_scale * mass) ** 0.5 * xi
 
 
-def expected_kinetic(noise_t, eps, inv_mass, friction, like):
+def expected_kinetic(noise_t, eps, inv_mass, friction, like, integrator: str = "euler"):
     """The mean kinetic temperature of a draw at step ``eps`` with the flat ``1/M'`` and
-    ``C'`` (arrays or floats): ``T (1/(1 − a/2))`` averaged over the coordinates of
-    ``like``, ``a = ε C' / M'`` (``docs/theory.rst``)."""
+    ``C'`` (arrays or floats): for ``"euler"`` ``T (1/(1 − a/2))`` averaged over the
+    coordinates of ``like``, ``a = ε C' / M'``; for ``"baoab"`` ``T``
+    (:func:`thermometer_momentum`, ``docs/theory.rst``)."""
     a = eps * friction * inv_mass + 0.0 * like
+    if integrator != "euler":
+        return noise_t + 0.0 * a.mean()
     return noise_t * (1.0 / (1.0 - 0.5 * a)).mean()
 
 
-def draw_statistics(theta, r, grad, inv_mass, dim: int) -> dict:
-    """The thermodynamic statistics of one state (flat θ, r, ∇Ũ).
+def draw_statistics(theta, r, grad, inv_mass, dim: int, kinetic_r=None) -> dict:
+    """The thermodynamic statistics of one state (flat θ, r, ∇Ũ); the kinetic temperature
+    of ``kinetic_r`` when given (:func:`thermometer_momentum`), else of ``r``.
 
     Returns
     -------
@@ -112,11 +159,12 @@ def draw_statistics(theta, r, grad, inv_mass, dim: int) -> dict:
         ``kinetic_temperature`` rᵀM'⁻¹r / d and ``configurational_temperature``
         θᵀ∇Ũ(θ) / d, all scalars.
     """
+    kinetic_r = r if kinetic_r is None else kinetic_r
     return {
         "theta_sq_norm": (theta * theta).sum(),
         "theta_dot_r": (theta * r).sum(),
         "r_sq_norm": (r * r).sum(),
-        "kinetic_temperature": (inv_mass * r * r).sum() / dim,
+        "kinetic_temperature": (inv_mass * kinetic_r * kinetic_r).sum() / dim,
         "configurational_temperature": (theta * grad).sum() / dim,
     }
 
@@ -127,12 +175,22 @@ def integrator_step(static, inv_mass, friction, next_batch, z, r, grad, bases, c
     ``friction = C'``: drift, the next minibatch (``next_batch`` is the backend's
     ``epochs.next_batch``), its gradient (``static.value_and_grad``), kick.
 
+    With ``static.cfg.integrator == "baoab"``: half kick with the carried gradient, half
+    drift, the exact friction step, half drift, the next minibatch's gradient, half kick.
+
     Returns ``(z, r, grad, Ũ, lp, counters)``.
     """
-    z = drift(z, r, eps, inv_mass)
+    baoab = static.cfg.integrator == "baoab"
+    if baoab:
+        r = half_kick(r, grad, eps)
+        z = drift(z, r, 0.5 * eps, inv_mass)
+        r = friction_step(r, eps, friction, inv_mass, noise_t, xi)
+        z = drift(z, r, 0.5 * eps, inv_mass)
+    else:
+        z = drift(z, r, eps, inv_mass)
     idx, counters = next_batch(static.plates, bases, counters, renew)
     u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
-    r = kick(r, grad, eps, friction, inv_mass, noise_t, xi)
+    r = half_kick(r, grad, eps) if baoab else kick(r, grad, eps, friction, inv_mass, noise_t, xi)
     return z, r, grad, u, lp, counters
 
 

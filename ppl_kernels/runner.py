@@ -112,7 +112,7 @@ def kinetic_temperature_series(mcmc):
 
     expected = np.stack([expected_kinetic_temperature(
         cfg.noise_temperature, stats["step_size"][i], mass=flat(c["mass"]), friction=flat(c["friction"]),
-        boost=cfg.boost, friction_scale=cfg.friction_scale) for i, c in enumerate(chains)])
+        boost=cfg.boost, friction_scale=cfg.friction_scale, integrator=cfg.integrator) for i, c in enumerate(chains)])
     dim = sum(int(np.size(v)) for v in chains[0]["mass"].values())
     return stats["kinetic_temperature"], expected, max(dim, 1)
 

@@ -120,16 +120,35 @@ def anisotropic_gaussian(dim: int = 10):
 
 
 # -- exact discrete moments of the integrator on a Gaussian --------------------------------
-def _draw_maps(var, mass, friction, step_size, temperature, num_steps, resample_scale, boost, friction_scale):
+def _step_map(var, m_eff, c_eff, h, temperature, integrator):
+    """One integrator step on ``(θ − μ, r)`` of ``N(μ, var)``: ``x ← a x + noise(q)``."""
+    if integrator == "euler":
+        a = np.array([[1.0, h / m_eff], [-h / var, 1.0 - h * h / (m_eff * var) - h * c_eff / m_eff]])
+        return a, np.array([[0.0, 0.0], [0.0, 2.0 * h * c_eff * temperature]])
+    # "baoab": B A O A B, the noise entering at O
+    kick = np.array([[1.0, 0.0], [-0.5 * h / var, 1.0]])
+    drift = np.array([[1.0, 0.5 * h / m_eff], [0.0, 1.0]])
+    c = np.exp(-h * c_eff / m_eff)
+    ou = np.diag([1.0, c])
+    after = kick @ drift
+    q_ou = np.array([[0.0, 0.0], [0.0, temperature * m_eff * (1.0 - c * c)]])
+    return after @ ou @ drift @ kick, after @ q_ou @ after.T
+
+
+def _draw_maps(var, mass, friction, step_size, temperature, num_steps, resample_scale, boost, friction_scale,
+               integrator="euler"):
     """Linear map ``Φ`` and noise covariance ``Q`` of one draw on ``(θ − μ, r)`` for
-    one coordinate of ``N(μ, var)``: resampling plus half kick (if any), then
-    ``num_steps`` drift-kick steps; also the per-step map (for cycle averages)."""
+    one coordinate of ``N(μ, var)``: resampling plus half kick (if any; ``"baoab"``
+    takes the drawn momentum as it is), then ``num_steps`` integrator steps; also the
+    per-step map (for cycle averages)."""
     h = float(step_size)
     m_eff, c_eff = boost * mass, friction_scale * friction
-    a = np.array([[1.0, h / m_eff], [-h / var, 1.0 - h * h / (m_eff * var) - h * c_eff / m_eff]])
-    q = np.array([[0.0, 0.0], [0.0, 2.0 * h * c_eff * temperature]])
+    a, q = _step_map(var, m_eff, c_eff, h, temperature, integrator)
     if resample_scale is None:
         phi, qd = np.eye(2), np.zeros((2, 2))
+    elif integrator == "baoab":
+        phi = np.array([[1.0, 0.0], [0.0, 0.0]])
+        qd = np.array([[0.0, 0.0], [0.0, resample_scale * mass]])
     else:
         # r ← √(βM) ξ − (h/2) ∇U(θ)
         phi = np.array([[1.0, 0.0], [-0.5 * h / var, 0.0]])
@@ -142,14 +161,15 @@ def _draw_maps(var, mass, friction, step_size, temperature, num_steps, resample_
 
 def exact_stationary_cov(var, *, mass=1.0, friction=1.0, step_size, temperature, num_steps=1,
                          resample_scale=None, boost=1.0, friction_scale=1.0, adapt_step_size=False,
-                         adapt_mass_matrix=False) -> np.ndarray:
+                         adapt_mass_matrix=False, integrator="euler") -> np.ndarray:
     """Exact stationary covariance of ``(θ, r)`` at the end of a draw, per coordinate.
 
     On a Gaussian target each coordinate of the default integrator (theory notes
     §1.2, with the half kick after resampling, §8b ii) is a linear-Gaussian
     chain ``x ← Φ x + noise``; its stationary covariance solves the discrete
     Lyapunov equation ``S = Φ S Φᵀ + Q``.  Without resampling this is the
-    closed form of theory notes §8a.
+    closed form of theory notes §8a.  ``integrator="baoab"``: the same for the
+    splitting B A O A B (its Var θ is exactly ``T var`` at any stable step).
 
     Returns
     -------
@@ -163,7 +183,7 @@ def exact_stationary_cov(var, *, mass=1.0, friction=1.0, step_size, temperature,
     out = np.empty(var.shape + (2, 2))
     for idx, v in np.ndenumerate(var):
         phi, qd, *_ = _draw_maps(v, mass, friction, step_size, temperature, num_steps, resample_scale,
-                                 boost, friction_scale)
+                                 boost, friction_scale, integrator)
         out[idx] = scipy.linalg.solve_discrete_lyapunov(phi, qd)
     return out
 

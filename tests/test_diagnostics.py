@@ -41,6 +41,11 @@ def test_band_and_expected_value_formulas():
         dg.kinetic_temperature_band(1.0, 10, level=1.5)
     with pytest.raises(ValueError, match="step_size"):
         dg.expected_kinetic_temperature(1.0, 1.0, friction=3.0)
+    # "baoab" reports the half-step momentum, exactly N(0, T M') on a Gaussian: T at any step
+    assert np.allclose(dg.expected_kinetic_temperature(0.5, [0.05, 1.0], friction=3.0, integrator="baoab"), 0.5)
+    with pytest.raises(ValueError, match="integrator='baoab'"):  # its relations are the drift-kick scheme's
+        dg.record_steps("pyro", potential_fn=lambda z: (z["x"] ** 2).sum(), init_params={"x": np.zeros(2)},
+                        kernel_kwargs=dict(integrator="baoab"))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,4 +1,4 @@
-"""The two backends run the same integrator: in float64, from the same (θ₀, r₀), with
+"""The two backends run the same integrators (each of ``dynamics.INTEGRATORS``): in float64, from the same (θ₀, r₀), with
 the same injected noise (:class:`ppl_kernels.config.DrawNoise`) and full-batch
 gradients, Pyro and NumPyro reach the same (θ_k, r_k) after every draw, to 1e-10,
 also with momentum resampling; one public ``sghmc_step`` agrees to 1e-15, and so
@@ -11,6 +11,7 @@ from targets import conjugate_data, conjugate_model
 
 from ppl_kernels import schedules
 from ppl_kernels.config import DrawNoise
+from ppl_kernels.dynamics import INTEGRATORS
 
 NUM_STEPS, NUM_DRAWS = 3, 4
 SHAPES = {"x": (3,), "y": (2, 2)}
@@ -104,10 +105,11 @@ def _run(backend, inputs, kernel_kwargs):
     return out
 
 
+@pytest.mark.parametrize("integrator", INTEGRATORS)
 @pytest.mark.parametrize("resample_scale", [None, schedules.cyclical(0.9, 0.3, cycle_length=2)],
                          ids=["no-resampling", "resampling"])
-def test_backends_agree_exactly_in_float64(inputs, resample_scale):
-    kernel_kwargs = dict(KERNEL, resample_scale=resample_scale)
+def test_backends_agree_exactly_in_float64(inputs, resample_scale, integrator):
+    kernel_kwargs = dict(KERNEL, resample_scale=resample_scale, integrator=integrator)
     pyro_run = _run("pyro", inputs, kernel_kwargs)
     numpyro_run = _run("numpyro", inputs, kernel_kwargs)
     theta0 = inputs["theta"]
@@ -122,23 +124,29 @@ def test_backends_agree_exactly_in_float64(inputs, resample_scale):
     assert step_sizes == pytest.approx([KERNEL["step_size"].value(k) for k in range(NUM_DRAWS)], abs=1e-15)
 
 
-def test_injected_noise_matters(inputs):
-    """Guard against a vacuous agreement: different ξ give a different θ."""
-    a = _run("pyro", inputs, KERNEL)
+@pytest.mark.parametrize("integrator", INTEGRATORS)
+def test_injected_noise_matters(inputs, integrator):
+    """Guard against a vacuous agreement: different ξ give a different θ, and the
+    integrators different chains."""
+    kernel_kwargs = dict(KERNEL, integrator=integrator)
+    a = _run("pyro", inputs, kernel_kwargs)
     flipped = dict(inputs, xi=[{k: -v for k, v in xi.items()} for xi in inputs["xi"]])
-    b = _run("pyro", flipped, KERNEL)
+    b = _run("pyro", flipped, kernel_kwargs)
     assert np.abs(a[-1][0]["x"] - b[-1][0]["x"]).min() > 1e-4
+    other = _run("pyro", inputs, dict(KERNEL, integrator=[i for i in INTEGRATORS if i != integrator][0]))
+    assert np.abs(a[-1][0]["x"] - other[-1][0]["x"]).min() > 1e-4
 
 
-def test_one_public_step_agrees(inputs):
-    """``sghmc_step`` (drift, gradient, kick) from the same state and ξ: the same θ, r, ∇Ũ."""
+@pytest.mark.parametrize("integrator", INTEGRATORS)
+def test_one_public_step_agrees(inputs, integrator):
+    """``sghmc_step`` (one step of the integrator) from the same state and ξ: the same θ, r, ∇Ũ."""
     import jax
 
     got = {}
     with jax.enable_x64(True):
         for backend in ("pyro", "numpyro"):
             b = _Backend(backend)
-            static, state = b.start(KERNEL, inputs["theta"])
+            static, state = b.start(dict(KERNEL, integrator=integrator), inputs["theta"])
             state = state._replace(r=b.tree(inputs["r"]))
             xi = static.layout.flatten(b.tree({k: v[0] for k, v in inputs["xi"][0].items()}))
             out = b.integrator.sghmc_step(static, state, 0.05, 0.7, xi, {})

@@ -81,6 +81,45 @@ def test_posterior_tempering_stationary_moments(backend, temperature):
             assert z_score(v, se_v, exact[j]) < Z_MAX
 
 
+def test_baoab_exact_moments():
+    """The B A O A B recursion on a Gaussian: Var θ is exactly ``T σ²`` at every stable
+    step (the splitting's configurational exactness), and its full-step Var r is
+    ``T M (1 − ε²/(4 M σ²))``, below T M by the curvature term."""
+    for h, s2, m, c in ((0.1, 4.0, 2.0, 0.5), (0.8, 0.3, 1.0, 1.0), (1.9, 1.0, 1.0, 3.0)):
+        S = exact_stationary_cov(s2, mass=m, friction=c, step_size=h, temperature=0.3, num_steps=3, integrator="baoab")
+        assert np.isclose(S[0, 0], 0.3 * s2, rtol=1e-10)
+        assert np.isclose(S[1, 1], 0.3 * m * (1 - h * h / (4 * m * s2)), rtol=1e-10)
+        euler = exact_stationary_cov(s2, mass=m, friction=c, step_size=min(h, 0.5), temperature=0.3, num_steps=3)
+        assert not np.isclose(euler[0, 0], 0.3 * s2, rtol=1e-4)  # the default scheme's is not exact
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_baoab_samples_the_exact_marginal_at_a_large_step(backend, temperature):
+    """``integrator="baoab"`` at ε = 0.8 (ε ω up to 1.46 on the narrowest coordinate,
+    where the default scheme's exact Var θ is 9× too large): per coordinate the sample
+    mean is μ and the sample variance T σ², the exact value of the recursion; the kinetic
+    temperature (of the half-step momentum) is T.  Tolerance: ``Z_MAX`` ESS-based
+    standard errors over the replica chains."""
+    kernel = dict(KERNEL, step_size=0.8, integrator="baoab")
+    seed = 10 + TEMPERATURES.index(temperature)
+    draws, stats = sample_gaussian(backend, MU, VAR, dict(kernel, temperature=temperature, **HAND_TUNED),
+                                   num_samples=400, num_warmup=20, seed=seed)
+    assert not stats["diverging"].any()
+    for site in MU:
+        x = replica_chains(draws[site])
+        mu, var = MU[site][0], VAR[site][0]
+        exact = exact_stationary_cov(var, temperature=temperature, **kernel)[..., 0, 0]
+        np.testing.assert_allclose(exact, temperature * var, rtol=1e-10)
+        for j in range(x.shape[-1]):
+            mean, se_mean = mc_mean(x[..., j])
+            v, se_v = mc_var(x[..., j], mean=mu[j])
+            print(f"{backend} baoab {site}[{j}] T={temperature}: var {v:.5g} ± {se_v:.2g} (exact {exact[j]:.5g})")
+            assert z_score(mean, se_mean, mu[j]) < Z_MAX
+            assert z_score(v, se_v, exact[j]) < Z_MAX
+    kin, se_kin = mc_mean(stats["kinetic_temperature"][:, 20:])
+    assert z_score(kin, se_kin, temperature) < Z_MAX
+
+
 @pytest.mark.parametrize("temperature", (0.5, 2.0))
 def test_likelihood_tempering_conjugate_posterior(backend, temperature):
     """On θ ~ N(0, 1), y_i ~ N(θ, 2²), i = 1..10, ``tempering="likelihood"`` samples

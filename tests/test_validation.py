@@ -65,6 +65,8 @@ BAD_KWARGS = [
     (dict(resample_scale=-0.1), "resample_scale", "-0.1"),
     (dict(resample_scale=schedules.cyclical(0.5, -0.5, cycle_length=4)), "resample_scale", "v_min=-0.5"),
     (dict(explore_noise="no"), "explore_noise", "'no'"),
+    (dict(integrator="leapfrog"), "integrator", "'leapfrog'"),
+    (dict(step_size=3.0, friction=1.0, adapt_mass_matrix=False), "step_size", "step_size=3.0"),
 ]
 
 
@@ -85,6 +87,9 @@ def test_bad_argument_raises_at_construction(backend, kwargs, name, shown):
         dict(step_size=schedules.cyclical(0.1)),  # v_min = 0 is never reached: every draw has ε > 0
         dict(resample_scale=schedules.cyclical(0.5)),
         dict(mass={"x": np.array([1.0, 2.0])}, friction={"x": 0.5}),
+        # "baoab"'s friction step is exact: no bound on ε C'/M' (the default refuses this one)
+        dict(integrator="baoab", step_size=3.0, friction=1.0, adapt_mass_matrix=False),
+        dict(integrator="baoab", temperature=0.0),
     ],
 )
 def test_valid_edge_values_are_accepted(backend, kwargs):

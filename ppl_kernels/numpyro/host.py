@@ -213,7 +213,7 @@ def record_steps(*, model, potential_fn, model_args, model_kwargs, init_params, 
         key, key_res, key_loop, key_b = random.split(state.rng_key, 4)
         if cfg.resample_scale is not None:
             r = dynamics.resampled_momentum(_normal(key_res, lay.flatten(state.r)), beta, static.mass)
-            state = state._replace(r=lay.unflatten(dynamics.half_kick(r, lay.flatten(state.grad), eps)))
+            state = state._replace(r=lay.unflatten(dynamics.fresh_momentum(cfg.integrator, r, lay.flatten(state.grad), eps)))
         renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps)
 
         def one_step(st, xs):

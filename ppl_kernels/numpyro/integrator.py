@@ -135,7 +135,8 @@ def _finite(*values):
 def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
     lay, dtype = static.layout, jnp.result_type(float)
     inv_mass = _coefficients(static, adapt)[1]
-    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
+    kinetic_r = dynamics.thermometer_momentum(static.cfg.integrator, r, grad, eps)
+    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim, kinetic_r)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
@@ -215,7 +216,7 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     if cfg.resample_scale is not None or plan.refresh_draws:
         scale = beta if cfg.resample_scale is not None else cfg.boost * cfg.noise_temperature
         xi = _normal(key_res, r) if noise.resample is None else lay.flatten(noise.resample)
-        fresh = dynamics.half_kick(dynamics.resampled_momentum(xi, scale, mass), g0, eps)
+        fresh = dynamics.fresh_momentum(cfg.integrator, dynamics.resampled_momentum(xi, scale, mass), g0, eps)
         r = fresh if cfg.resample_scale is not None else jnp.where(adaptation.refreshes(plan, k), fresh, r)
     r0 = r
     bases, counters = epochs.split(state.epochs)

@@ -268,7 +268,7 @@ def record_steps(*, model, potential_fn, model_args, model_kwargs, init_params, 
         g.set_state(state.rng_key)
         if cfg.resample_scale is not None:
             r = dynamics.resampled_momentum(_normal(g, lay.flatten(state.r)), beta, static.mass)
-            state = state._replace(r=lay.unflatten(dynamics.half_kick(r, lay.flatten(state.grad), eps)))
+            state = state._replace(r=lay.unflatten(dynamics.fresh_momentum(cfg.integrator, r, lay.flatten(state.grad), eps)))
         renew = epochs.renew_draws(static.plates, g, cfg.num_steps)
         for j in range(cfg.num_steps):
             xi = _normal(g, lay.flatten(state.r)) if cfg.injects_noise else 0.0

@@ -174,7 +174,8 @@ def _finite(*values) -> bool:
 def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
     lay = static.layout
     inv_mass = _coefficients(static, adapt)[1]
-    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim)
+    kinetic_r = dynamics.thermometer_momentum(static.cfg.integrator, r, grad, eps)
+    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim, kinetic_r)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
@@ -274,7 +275,7 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     if cfg.resample_scale is not None or adaptation.refreshes(plan, k):
         scale = beta if cfg.resample_scale is not None else cfg.boost * cfg.noise_temperature
         xi = _normal(g, r) if noise.resample is None else lay.flatten(noise.resample)
-        r = dynamics.half_kick(dynamics.resampled_momentum(xi, scale, mass), g0, eps)
+        r = dynamics.fresh_momentum(cfg.integrator, dynamics.resampled_momentum(xi, scale, mass), g0, eps)
     r0 = r
     bases, counters = epochs.split(state.epochs)
     renew = epochs.renew_draws(static.plates, g, cfg.num_steps) if noise.renew is None else noise.renew
