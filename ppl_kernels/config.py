@@ -52,6 +52,7 @@ STAT_FIELDS: dict[str, str] = {
     "r_sq_norm": "float",
     "kinetic_temperature": "float",
     "configurational_temperature": "float",
+    "thermostat": "float",
     "step_size": "float",
     "resample_scale": "float",
     "phase": "int",
@@ -274,7 +275,10 @@ class SGHMCConfig:
         set_("adapt_mass_matrix", check_flag("adapt_mass_matrix", self.adapt_mass_matrix))
         if self.integrator not in _dyn.INTEGRATORS:
             raise ValueError(f"integrator must be one of {_dyn.INTEGRATORS}, got {self.integrator!r}")
-        if self.integrator == "euler":  # "baoab"'s friction step is exact at any step
+        if self.integrator == "sgnht" and t == 0:
+            raise ValueError("temperature must be > 0 with integrator='sgnht' (its thermostat holds the kinetic "
+                             "temperature at T), got 0")
+        if self.integrator == "euler":  # the splittings' friction step is exact at any step
             self._check_friction_step()
 
     def _check_friction_step(self):
@@ -545,13 +549,17 @@ _PARAMETERS_DOC = """\
         exact; smaller β cools the chain (the norm-adjusting heuristic).
     explore_noise : bool
         Whether to inject noise during a schedule's exploration phase.
-    integrator : {{"euler", "baoab"}}
+    integrator : {{"euler", "baoab", "sgnht"}}
         ``"euler"`` (the default): drift, then a kick with the friction and the
         noise (Chen et al. 2014, Algorithm 2); its kinetic temperature is
         ``T / (1 − a/2)``, ``a = ε C' / M'``.  ``"baoab"``: half kick, half drift,
         the exact friction-and-noise step, half drift, half kick, one gradient
         per step; on a Gaussian its θ-marginal is exact at any stable step, and
-        no friction step limit applies (``docs/theory.rst``).
+        no friction step limit applies.  ``"sgnht"``: the same splitting with a
+        Nosé–Hoover thermostat per coordinate in place of the fixed friction
+        rate (B A D O D A B), which adapts until the kinetic temperature is T
+        and so absorbs the unknown minibatch noise; needs T > 0; its mean rate
+        is the ``thermostat`` statistic (``docs/theory.rst``).
     adapt_step_size : bool
         Adapt ε during warmup (NUTS's name): a fixed step in whitened units,
         halved by divergences, capped so that the measured minibatch-gradient

@@ -25,7 +25,12 @@ resampling ``r ~ N(0, β M)`` a half kick ``r ← r − ε/2 ∇Ũ(θ)``.  That 
     θ ← θ + ε/2 M'⁻¹ r;  r ← r − ε/2 ∇Ũ(θ)                      (A, B)
 
 with one gradient per step (the last B's is the next step's first), and takes a
-resampled momentum as it is.
+resampled momentum as it is.  ``"sgnht"`` replaces the fixed friction rate
+``C' M'⁻¹`` by a thermostat ξ per coordinate that moves with the measured kinetic
+temperature, ``dξ = (r² M'⁻¹ / T − 1) dt``, in the order B A D O D A B
+(Leimkuhler & Shang 2016): D is ``ξ ← ξ + ε/2 (r² M'⁻¹ / T − 1)`` and O the exact
+friction step at rate ξ with the noise of ``C'``, so ξ settles where the friction
+carries off the injected and the minibatch noise together.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ __all__ = [
     "kick",
     "half_kick",
     "friction_step",
+    "thermostat_step",
+    "thermostat_friction_step",
     "fresh_momentum",
     "thermometer_momentum",
     "resampled_momentum",
@@ -55,7 +62,7 @@ __all__ = [
 
 
 #: The integrators both kernels run (``integrator=``), the default first.
-INTEGRATORS = ("euler", "baoab")
+INTEGRATORS = ("euler", "baoab", "sgnht")
 
 
 def effective_coefficients(mass: dict, friction: dict, boost: float, friction_scale: float):
@@ -116,19 +123,41 @@ def friction_step(r, step_size, friction, inv_mass, noise_temperature, xi):
     return c * r + (noise_temperature * (1.0 - c * c) / inv_mass) ** 0.5 * xi
 
 
+def thermostat_step(rate, r, step_size, inv_mass, temperature, noise_temperature):
+    """D: the thermostat ``ξ ← ξ + ε (r² M'⁻¹ / T − 1)`` per coordinate, ``T`` the
+    run's noise temperature (> 0).  In a draw without noise (``noise_temperature`` 0,
+    a schedule's exploration phase) ξ stays: it would otherwise turn negative and heat
+    the chain that the phase lets cool."""
+    return rate + (noise_temperature / temperature) * step_size * (inv_mass * r * r / temperature - 1.0)
+
+
+def thermostat_friction_step(r, step_size, rate, friction, noise_temperature, xi):
+    """O at the thermostat's rate ξ with the injected noise of ``C'``: the exact solution
+    of ``dr = −ξ r dt + √(2 C' T) dW`` over ``ε``, ``r ← c r + √(C' T (1 − c²) / ξ) ξ'``
+    with ``c = exp(−ε ξ)`` (at ξ → 0 the variance tends to ``2 ε C' T``; for ξ < 0,
+    a thermostat heating a cold chain, the formula holds as it is)."""
+    x = 2.0 * step_size * rate
+    small = abs(x) < 1e-4  # (1 − e^{−x}) / x by its series there: no 0/0
+    x_safe = x + small * 1.0
+    ratio = (~small) * ((1.0 - math.e ** (-x_safe)) / x_safe) + small * (1.0 - 0.5 * x)
+    c = math.e ** (-(step_size * rate))
+    return c * r + (2.0 * step_size * friction * noise_temperature * ratio) ** 0.5 * xi
+
+
 def fresh_momentum(integrator: str, r, grad, step_size):
     """A freshly drawn momentum (resampling, early warmup) as the integrator carries it:
-    ``"euler"`` expects the half-step momentum (:func:`half_kick`), ``"baoab"`` the
-    full-step one, which the drawn one is."""
+    ``"euler"`` expects the half-step momentum (:func:`half_kick`), ``"baoab"`` and
+    ``"sgnht"`` the full-step one, which the drawn one is."""
     return half_kick(r, grad, step_size) if integrator == "euler" else r
 
 
 def thermometer_momentum(integrator: str, r, grad, step_size):
     """The momentum whose kinetic temperature the draw statistics report: the state's for
-    ``"euler"`` (mean ``T/(1 − a/2)``, :func:`expected_kinetic`), for ``"baoab"`` the
-    half-step one ``r − ε/2 ∇Ũ(θ)`` that enters the friction step, whose law on a Gaussian
-    is exactly ``N(0, T M')`` (the full-step one's variance is ``T M'(1 − ε²ω²/4)``, which
-    depends on the curvature ω²)."""
+    ``"euler"`` (mean ``T/(1 − a/2)``, :func:`expected_kinetic`), for ``"baoab"`` and
+    ``"sgnht"`` the half-step one ``r − ε/2 ∇Ũ(θ)`` that enters the friction step, whose
+    law on a Gaussian is exactly ``N(0, T M')`` for ``"baoab"`` (the full-step one's
+    variance is ``T M'(1 − ε²ω²/4)``, which depends on the curvature ω²) and the one
+    whose mean the thermostat of ``"sgnht"`` holds at T."""
     return r if integrator == "euler" else half_kick(r, grad, step_size)
 
 
@@ -140,7 +169,7 @@ def resampled_momentum(xi, resample_scale, mass):
 def expected_kinetic(noise_t, eps, inv_mass, friction, like, integrator: str = "euler"):
     """The mean kinetic temperature of a draw at step ``eps`` with the flat ``1/M'`` and
     ``C'`` (arrays or floats): for ``"euler"`` ``T (1/(1 − a/2))`` averaged over the
-    coordinates of ``like``, ``a = ε C' / M'``; for ``"baoab"`` ``T``
+    coordinates of ``like``, ``a = ε C' / M'``; for ``"baoab"`` and ``"sgnht"`` ``T``
     (:func:`thermometer_momentum`, ``docs/theory.rst``)."""
     a = eps * friction * inv_mass + 0.0 * like
     if integrator != "euler":
@@ -148,16 +177,17 @@ def expected_kinetic(noise_t, eps, inv_mass, friction, like, integrator: str = "
     return noise_t * (1.0 / (1.0 - 0.5 * a)).mean()
 
 
-def draw_statistics(theta, r, grad, inv_mass, dim: int, kinetic_r=None) -> dict:
+def draw_statistics(theta, r, grad, inv_mass, dim: int, kinetic_r=None, rate=None) -> dict:
     """The thermodynamic statistics of one state (flat θ, r, ∇Ũ); the kinetic temperature
-    of ``kinetic_r`` when given (:func:`thermometer_momentum`), else of ``r``.
+    of ``kinetic_r`` when given (:func:`thermometer_momentum`), else of ``r``; with
+    ``rate`` (the friction rate per coordinate) also its mean, ``thermostat``.
 
     Returns
     -------
     dict
         ``theta_sq_norm`` ‖θ‖², ``theta_dot_r`` θᵀr, ``r_sq_norm`` ‖r‖²,
         ``kinetic_temperature`` rᵀM'⁻¹r / d and ``configurational_temperature``
-        θᵀ∇Ũ(θ) / d, all scalars.
+        θᵀ∇Ũ(θ) / d (and ``thermostat``), all scalars.
     """
     kinetic_r = r if kinetic_r is None else kinetic_r
     return {
@@ -166,32 +196,42 @@ def draw_statistics(theta, r, grad, inv_mass, dim: int, kinetic_r=None) -> dict:
         "r_sq_norm": (r * r).sum(),
         "kinetic_temperature": (inv_mass * kinetic_r * kinetic_r).sum() / dim,
         "configurational_temperature": (theta * grad).sum() / dim,
+        **({} if rate is None else {"thermostat": (rate + 0.0 * theta).sum() / dim}),
     }
 
 
-def integrator_step(static, inv_mass, friction, next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew,
+def integrator_step(static, inv_mass, friction, next_batch, z, r, grad, rate, bases, counters, eps, noise_t, xi, renew,
                     model_args, model_kwargs):
     """One integrator step on flat θ, r, ∇Ũ with coefficients ``inv_mass = 1/M'`` and
     ``friction = C'``: drift, the next minibatch (``next_batch`` is the backend's
     ``epochs.next_batch``), its gradient (``static.value_and_grad``), kick.
 
     With ``static.cfg.integrator == "baoab"``: half kick with the carried gradient, half
-    drift, the exact friction step, half drift, the next minibatch's gradient, half kick.
+    drift, the exact friction step, half drift, the next minibatch's gradient, half kick;
+    ``"sgnht"``: the same with a half thermostat step (on ``rate``, ξ per coordinate)
+    before and after a friction step at rate ξ.  ``rate`` is returned as it came for
+    the other integrators.
 
-    Returns ``(z, r, grad, Ũ, lp, counters)``.
+    Returns ``(z, r, grad, rate, Ũ, lp, counters)``.
     """
-    baoab = static.cfg.integrator == "baoab"
-    if baoab:
+    split = static.cfg.integrator != "euler"
+    if split:
         r = half_kick(r, grad, eps)
         z = drift(z, r, 0.5 * eps, inv_mass)
-        r = friction_step(r, eps, friction, inv_mass, noise_t, xi)
+        if static.cfg.integrator == "sgnht":
+            t = static.cfg.noise_temperature
+            rate = thermostat_step(rate, r, 0.5 * eps, inv_mass, t, noise_t)
+            r = thermostat_friction_step(r, eps, rate, friction, noise_t, xi)
+            rate = thermostat_step(rate, r, 0.5 * eps, inv_mass, t, noise_t)
+        else:
+            r = friction_step(r, eps, friction, inv_mass, noise_t, xi)
         z = drift(z, r, 0.5 * eps, inv_mass)
     else:
         z = drift(z, r, eps, inv_mass)
     idx, counters = next_batch(static.plates, bases, counters, renew)
     u, lp, grad = static.value_and_grad(z, idx, model_args, model_kwargs)
-    r = half_kick(r, grad, eps) if baoab else kick(r, grad, eps, friction, inv_mass, noise_t, xi)
-    return z, r, grad, u, lp, counters
+    r = half_kick(r, grad, eps) if split else kick(r, grad, eps, friction, inv_mass, noise_t, xi)
+    return z, r, grad, rate, u, lp, counters
 
 
 def tempered_potential(log_joint_parts, model, transforms, likelihood_weight: float):

@@ -21,7 +21,7 @@ KERNEL = dict(
     friction={"x": 0.8, "y": np.array([[0.5, 1.0], [1.5, 2.0]])}, boost=1.7, friction_scale=0.6,
 )
 STAT_NAMES = ("lp", "theta_sq_norm", "theta_dot_r", "r_sq_norm", "kinetic_temperature", "configurational_temperature",
-              "step_size", "resample_scale")
+              "thermostat", "step_size", "resample_scale")
 
 
 def _potential(z):

@@ -66,6 +66,7 @@ BAD_KWARGS = [
     (dict(resample_scale=schedules.cyclical(0.5, -0.5, cycle_length=4)), "resample_scale", "v_min=-0.5"),
     (dict(explore_noise="no"), "explore_noise", "'no'"),
     (dict(integrator="leapfrog"), "integrator", "'leapfrog'"),
+    (dict(integrator="sgnht", temperature=0.0), "temperature", "sgnht"),
     (dict(step_size=3.0, friction=1.0, adapt_mass_matrix=False), "step_size", "step_size=3.0"),
 ]
 

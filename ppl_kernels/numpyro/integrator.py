@@ -29,7 +29,7 @@ from . import epochs
 __all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_init", "sghmc_step", "sghmc_draw", "sghmc_sample"]
 
 SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run", "kinetic_check",
-                                       "epochs", "adapt", "rng_key"])
+                                       "friction_rate", "epochs", "adapt", "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
 - **i** - draw index (warmup and sampling together), drives the schedules.
@@ -42,6 +42,8 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
   this one did not); the kernels warn when it reaches :data:`ppl_kernels.config.FROZEN_RUN`.
 - **kinetic_check** - the in-run kinetic-temperature check's accumulators
   (:func:`ppl_kernels.adaptation.kinetic_track`); the kernels warn when it finds a miss.
+- **friction_rate** - the friction rate per coordinate (flat): the thermostat ξ of
+  ``integrator="sgnht"``, else ``C' M'⁻¹``; its mean is the ``thermostat`` statistic.
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.numpyro.epochs`).
 - **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
@@ -132,16 +134,16 @@ def _finite(*values):
     return ok
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
+def _state(static, i, z, r, grad, rate, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
     lay, dtype = static.layout, jnp.result_type(float)
     inv_mass = _coefficients(static, adapt)[1]
     kinetic_r = dynamics.thermometer_momentum(static.cfg.integrator, r, grad, eps)
-    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim, kinetic_r)
+    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim, kinetic_r, rate)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=jnp.asarray(eps, dtype), resample_scale=jnp.asarray(beta, dtype), phase=jnp.asarray(phase, jnp.int32),
-        diverging=jnp.asarray(diverging),
-        divergence_run=jnp.asarray(run, jnp.int32), kinetic_check=kinetic, epochs=epochs_, adapt=adapt, rng_key=key,
+        diverging=jnp.asarray(diverging), divergence_run=jnp.asarray(run, jnp.int32), kinetic_check=kinetic,
+        friction_rate=rate, epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -164,32 +166,33 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     z_flat = static.layout.flatten(z)
     u, lp, grad = static.value_and_grad(z_flat, idx, model_args, model_kwargs or {})
     adapt = adaptation.init_state(static.plan, OPS, static.mass + jnp.zeros_like(z_flat))
-    factor, _, _, mass, _ = _coefficients(static, adapt)
+    factor, inv_mass, friction, mass, _ = _coefficients(static, adapt)
+    rate = friction * inv_mass + 0.0 * z_flat
     r = dynamics.resampled_momentum(_normal(key_r, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0, jnp)
-    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0,
+    return _state(static, jnp.array(0, jnp.int32), z_flat, r, grad, rate, u, lp, factor * eps, beta, 0, False, 0,
                   tuple(jnp.asarray(v, jnp.result_type(float)) for v in adaptation.KINETIC_START),
                   epochs.join(bases, counters), adapt, key)
 
 
 def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
                model_args=(), model_kwargs=None) -> SGHMCState:
-    """One integrator step: drift, the next minibatch, its gradient, kick.
+    """One integrator step (``drift``, the next minibatch, its gradient, ``kick`` for the default).
 
     ``xi`` is the step's standard normal noise (flat, or ``0.0`` for none) and
     ``renew`` the per-plate ``(stride index, offset)`` used if an epoch starts.
-    Only ``z``, ``r``, ``grad``, ``potential_energy``, ``lp`` and the epoch
+    Only ``z``, ``r``, ``grad``, ``friction_rate``, ``potential_energy``, ``lp`` and the epoch
     counters change (the statistics and ``i`` are :func:`sghmc_draw`'s).
     """
     lay = static.layout
     _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
     bases, counters = epochs.split(state.epochs)
-    z, r, grad, u, lp, counters = dynamics.integrator_step(
+    z, r, grad, rate, u, lp, counters = dynamics.integrator_step(
         static, inv_mass, friction, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r),
-        lay.flatten(state.grad), bases, counters, step_size, noise_temperature, xi, renew, model_args,
-        model_kwargs or {})
-    return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
-                          epochs=epochs.join(bases, counters))
+        lay.flatten(state.grad), state.friction_rate, bases, counters, step_size, noise_temperature, xi, renew,
+        model_args, model_kwargs or {})
+    return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), friction_rate=rate,
+                          potential_energy=u, lp=lp, epochs=epochs.join(bases, counters))
 
 
 def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=None, noise: DrawNoise | None = None):
@@ -222,22 +225,22 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     bases, counters = epochs.split(state.epochs)
 
     def step(carry, xs):
-        z, r, grad, u, lp, counters = carry
+        z, r, grad, rate, u, lp, counters = carry
         key_xi, xi, renew = xs
         if xi is None:
             xi = _normal(key_xi, r) if cfg.injects_noise else 0.0
         else:
             xi = lay.flatten(xi)
-        z, r, grad, u, lp, counters = dynamics.integrator_step(
-            static, inv_mass, friction, epochs.next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew,
-            model_args, model_kwargs)
-        return (z, r, grad, u, lp, counters), None
+        z, r, grad, rate, u, lp, counters = dynamics.integrator_step(
+            static, inv_mass, friction, epochs.next_batch, z, r, grad, rate, bases, counters, eps, noise_t, xi,
+            renew, model_args, model_kwargs)
+        return (z, r, grad, rate, u, lp, counters), None
 
     renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps) if noise.renew is None else noise.renew
     xs = (random.split(key_loop, cfg.num_steps), noise.steps, renew)
-    init = (z0, r, g0, state.potential_energy, state.lp, counters)
-    (z, r, grad, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
-    diverging = ~_finite(z, r, u)
+    init = (z0, r, g0, state.friction_rate, state.potential_energy, state.lp, counters)
+    (z, r, grad, rate, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
+    diverging = ~_finite(z, r, u, rate)
     if adaptation.adapts(plan):
         energy0 = state.potential_energy + 0.5 * (inv_mass * r0 * r0).sum()
         energy = u + 0.5 * (inv_mass * r * r).sum()
@@ -249,7 +252,7 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     # After a divergence the chain restarts from the draw's start with a fresh momentum from
     # its stationary law: the old momentum would only lead it back into the same region.
     fresh = dynamics.resampled_momentum(_normal(key_div, r), cfg.boost * cfg.noise_temperature, mass)
-    z, r, grad = keep(z, z0), keep(r, fresh), keep(grad, g0)
+    z, r, grad, rate = keep(z, z0), keep(r, fresh), keep(grad, g0), keep(rate, state.friction_rate)
     u, lp = keep(u, state.potential_energy), keep(lp, state.lp)
     adapt = state.adapt
     if adaptation.adapts(plan):
@@ -265,7 +268,10 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         adapt, counters, momentum_factor = lax.cond(
             k < plan.num_draws, adapt_fn, lambda args: (*args, jnp.ones_like(z)), (adapt, counters))
         r = r * momentum_factor
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run, state.kinetic_check,
+        # where the mass moved, the friction rate restarts from the new C'M'⁻¹ (the thermostat's too)
+        _, new_inv_mass, new_friction, _, _ = _coefficients(static, adapt)
+        rate = jnp.where(momentum_factor != 1.0, new_friction * new_inv_mass + 0.0 * z, rate)
+    return _state(static, k + 1, z, r, grad, rate, u, lp, eps, beta, phase, diverging, state.divergence_run, state.kinetic_check,
                   epochs.join(bases, counters), adapt,
                   key)
 

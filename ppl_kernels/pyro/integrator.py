@@ -35,7 +35,7 @@ __all__ = ["SGHMCState", "Static", "Layout", "make_static", "adapted", "sghmc_in
            "sghmc_draw", "sghmc_sample"]
 
 SGHMCState = namedtuple("SGHMCState", ["i", "z", "r", "grad", "potential_energy", *STAT_FIELDS, "divergence_run", "kinetic_check",
-                                       "epochs", "adapt", "rng_key"])
+                                       "friction_rate", "epochs", "adapt", "rng_key"])
 SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backends).
 
 - **i** - draw index (warmup and sampling together), drives the schedules.
@@ -48,6 +48,8 @@ SGHMCState.__doc__ = """State of the SGHMC chain (the same fields in both backen
   this one did not); the kernels warn when it reaches :data:`ppl_kernels.config.FROZEN_RUN`.
 - **kinetic_check** - the in-run kinetic-temperature check's accumulators
   (:func:`ppl_kernels.adaptation.kinetic_track`); the kernels warn when it finds a miss.
+- **friction_rate** - the friction rate per coordinate (flat): the thermostat ξ of
+  ``integrator="sgnht"``, else ``C' M'⁻¹``; its mean is the ``thermostat`` statistic.
 - **epochs** - per subsampled plate ``(base permutation, (stride, offset, batches left))``
   (:mod:`ppl_kernels.pyro.epochs`).
 - **adapt** - the warmup adaptation's :data:`ppl_kernels.adaptation.AdaptState`
@@ -171,15 +173,15 @@ def _finite(*values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values)
 
 
-def _state(static, i, z, r, grad, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
+def _state(static, i, z, r, grad, rate, u, lp, eps, beta, phase, diverging, run, kinetic, epochs_, adapt, key) -> SGHMCState:
     lay = static.layout
     inv_mass = _coefficients(static, adapt)[1]
     kinetic_r = dynamics.thermometer_momentum(static.cfg.integrator, r, grad, eps)
-    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim, kinetic_r)
+    stats = dynamics.draw_statistics(z, r, grad, inv_mass, static.dim, kinetic_r, rate)
     return SGHMCState(
         i=i, z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp, **stats,
         step_size=float(eps), resample_scale=float(beta), phase=int(phase), diverging=bool(diverging),
-        divergence_run=int(run), kinetic_check=kinetic, epochs=epochs_, adapt=adapt, rng_key=key,
+        divergence_run=int(run), kinetic_check=kinetic, friction_rate=rate, epochs=epochs_, adapt=adapt, rng_key=key,
     )
 
 
@@ -211,10 +213,11 @@ def sghmc_init(static: Static, z: dict, rng_key, model_args=(), model_kwargs=Non
     z_flat = static.layout.flatten(z).detach()
     u, lp, grad, counters = _next_gradient(static, z_flat, bases, counters, model_args, model_kwargs)
     adapt = adaptation.init_state(static.plan, OPS, static.mass + torch.zeros_like(z_flat))
-    factor, _, _, mass, _ = _coefficients(static, adapt)
+    factor, inv_mass, friction, mass, _ = _coefficients(static, adapt)
+    rate = friction * inv_mass + 0.0 * z_flat
     r = dynamics.resampled_momentum(_normal(g, z_flat), cfg.boost * cfg.noise_temperature, mass)
     eps, beta, _, _ = cfg.draw_settings(0)
-    return _state(static, 0, z_flat, r, grad, u, lp, factor * eps, beta, 0, False, 0, adaptation.KINETIC_START,
+    return _state(static, 0, z_flat, r, grad, rate, u, lp, factor * eps, beta, 0, False, 0, adaptation.KINETIC_START,
                   epochs.join(bases, counters), adapt, g.get_state())
 
 
@@ -233,22 +236,22 @@ def sghmc_move(static: Static, state: SGHMCState, z: dict, model_args=(), model_
 
 def sghmc_step(static: Static, state: SGHMCState, step_size, noise_temperature, xi, renew,
                model_args=(), model_kwargs=None) -> SGHMCState:
-    """One integrator step: drift, the next minibatch, its gradient, kick.
+    """One integrator step (``drift``, the next minibatch, its gradient, ``kick`` for the default).
 
     ``xi`` is the step's standard normal noise (flat, or ``0.0`` for none) and
     ``renew`` the per-plate ``(stride index, offset)`` used if an epoch starts.
-    Only ``z``, ``r``, ``grad``, ``potential_energy``, ``lp`` and the epoch
+    Only ``z``, ``r``, ``grad``, ``friction_rate``, ``potential_energy``, ``lp`` and the epoch
     counters change (the statistics and ``i`` are :func:`sghmc_draw`'s).
     """
     lay = static.layout
     _, inv_mass, friction, _, _ = _coefficients(static, state.adapt)
     bases, counters = epochs.split(state.epochs)
-    z, r, grad, u, lp, counters = dynamics.integrator_step(
+    z, r, grad, rate, u, lp, counters = dynamics.integrator_step(
         static, inv_mass, friction, epochs.next_batch, lay.flatten(state.z), lay.flatten(state.r),
-        lay.flatten(state.grad), bases, counters, step_size, noise_temperature, xi, renew, model_args,
-        model_kwargs or {})
-    return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), potential_energy=u, lp=lp,
-                          epochs=epochs.join(bases, counters))
+        lay.flatten(state.grad), state.friction_rate, bases, counters, step_size, noise_temperature, xi, renew,
+        model_args, model_kwargs or {})
+    return state._replace(z=lay.unflatten(z), r=lay.unflatten(r), grad=lay.unflatten(grad), friction_rate=rate,
+                          potential_energy=u, lp=lp, epochs=epochs.join(bases, counters))
 
 
 def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=None, noise: DrawNoise | None = None):
@@ -279,17 +282,17 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
     r0 = r
     bases, counters = epochs.split(state.epochs)
     renew = epochs.renew_draws(static.plates, g, cfg.num_steps) if noise.renew is None else noise.renew
-    z, grad, u, lp = z0, g0, state.potential_energy, state.lp
+    z, grad, rate, u, lp = z0, g0, state.friction_rate, state.potential_energy, state.lp
     for j in range(cfg.num_steps):
         if noise.steps is None:
             xi = _normal(g, r) if cfg.injects_noise else 0.0
         else:
             xi = lay.flatten({k_: v[j] for k_, v in noise.steps.items()})
         renew_j = {name: (a[j], o[j]) for name, (a, o) in renew.items()}
-        z, r, grad, u, lp, counters = dynamics.integrator_step(
-            static, inv_mass, friction, epochs.next_batch, z, r, grad, bases, counters, eps, noise_t, xi, renew_j,
-            model_args, model_kwargs)
-    diverging = not _finite(z, r, u)
+        z, r, grad, rate, u, lp, counters = dynamics.integrator_step(
+            static, inv_mass, friction, epochs.next_batch, z, r, grad, rate, bases, counters, eps, noise_t, xi,
+            renew_j, model_args, model_kwargs)
+    diverging = not _finite(z, r, u, rate)
     if not diverging and adaptation.adapts(plan) and k < plan.num_draws:
         energy0 = state.potential_energy + 0.5 * (inv_mass * r0 * r0).sum()
         energy = u + 0.5 * (inv_mass * r * r).sum()
@@ -298,14 +301,17 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         # The chain restarts from the draw's start with a fresh momentum from its stationary
         # law: the old momentum would only lead it back into the same region.
         fresh = dynamics.resampled_momentum(_normal(g, z0), cfg.boost * cfg.noise_temperature, mass)
-        z, r, grad, u, lp = z0, fresh, g0, state.potential_energy, state.lp
+        z, r, grad, rate, u, lp = z0, fresh, g0, state.friction_rate, state.potential_energy, state.lp
     adapt = state.adapt
     if adaptation.adapts(plan) and k < plan.num_draws:
         v = None if noise.probe is None else lay.flatten(noise.probe)
         curvature, difference, counters = _probe(static, adapt, z, grad, bases, counters, model_args, model_kwargs, v)
         adapt, momentum_factor = adaptation.update(plan, OPS, adapt, k, z, eps, diverging, curvature, difference)
         r = r * momentum_factor
-    return _state(static, k + 1, z, r, grad, u, lp, eps, beta, phase, diverging, state.divergence_run, state.kinetic_check,
+        # where the mass moved, the friction rate restarts from the new C'M'⁻¹ (the thermostat's too)
+        _, new_inv_mass, new_friction, _, _ = _coefficients(static, adapt)
+        rate = torch.where(momentum_factor != 1.0, new_friction * new_inv_mass + 0.0 * z, rate)
+    return _state(static, k + 1, z, r, grad, rate, u, lp, eps, beta, phase, diverging, state.divergence_run, state.kinetic_check,
                   epochs.join(bases, counters), adapt,
                   g.get_state())
 
