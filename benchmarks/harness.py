@@ -102,6 +102,19 @@ def have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def integrator_variants(kernel_class) -> list[str]:
+    """The kernel's integrators other than its default, each a ``kernel-<name>`` row (none for
+    a ``--baseline`` copy of the package that has no ``integrator`` argument)."""
+    import inspect
+
+    param = inspect.signature(kernel_class).parameters.get("integrator")
+    if param is None:
+        return []
+    from ppl_kernels.dynamics import INTEGRATORS
+
+    return [name for name in INTEGRATORS if name != param.default]
+
+
 def log(msg: str) -> None:
     """One progress line on stderr (stdout carries the report), so a run cut short still leaves its figures."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import workloads as W
-from harness import Method, have, jax_cache_dir, reset_rss, rss_peak_mb, skipped
+from harness import Method, integrator_variants, have, jax_cache_dir, reset_rss, rss_peak_mb, skipped
 from jax import lax, random
 
 #: Calls of the rows driven by NumPyro's ``MCMC.run`` are this many times longer: each
@@ -227,6 +227,13 @@ def workload_methods(wl: W.Workload, opts: dict) -> list[Method]:
                           long * draws * num_steps, g, uses_kernel=True, check=_diverging_check(last),
                           info={"model_log_density": model_lp},
                           note=f"num_steps={num_steps}; mcmc.run(jax.random.key(seed, impl={impl!r}), ...)"))
+    for name in integrator_variants(SGHMC):
+        def kernel_other(name=name):
+            return SGHMC(model, step_size=eps, num_steps=num_steps, integrator=name)
+
+        out.append(Method(f"kernel-{name}", f"ppl_kernels.numpyro.SGHMC (MCMC) [integrator={name!r}]", "variant",
+                          _mcmc_make(kernel_other, random.key(3), X, Y, theta0, num_steps), long * draws * num_steps, g,
+                          uses_kernel=True, note=f"num_steps={num_steps}; integrator={name!r}"))
     return out
 
 

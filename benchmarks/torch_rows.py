@@ -24,7 +24,7 @@ import numpy as np
 import pyro
 import torch
 import workloads as W
-from harness import Method, cpu_count, have, reset_rss, rss_peak_mb, skipped
+from harness import integrator_variants, Method, cpu_count, have, reset_rss, rss_peak_mb, skipped
 
 QUICK_HINT = "run without --quick (a full-data HMC compile outlasts a smoke run)"
 
@@ -185,6 +185,13 @@ def workload_methods(wl: W.Workload, opts: dict) -> list[Method]:
                       info=info,
                       note=f"num_steps={num_steps}; potential traced once with torch.jit.trace (setup in the fixed "
                            "cost)"))
+    for name in integrator_variants(SGHMC):
+        def kernel_other(name=name):
+            return SGHMC(model, step_size=eps, num_steps=num_steps, integrator=name)
+
+        out.append(Method(f"kernel-{name}", f"ppl_kernels.pyro.SGHMC (MCMC) [integrator={name!r}]", "variant",
+                          _mcmc_make(kernel_other, X, Y, theta0, num_steps), draws * num_steps, g, uses_kernel=True,
+                          info=info, note=f"num_steps={num_steps}; integrator={name!r}"))
     return out
 
 
