@@ -21,7 +21,8 @@ def test_every_option_runs_with_every_integrator(backend, integrator):
                   resample_scale=schedules.cyclical(1.5, 0.5, cycle_length=4), thinning=2, num_steps=4,
                   step_size=schedules.cyclical(0.02, 0.005, cycle_length=8, explore_fraction=0.25), explore_noise=False)
     mcmc = runner.sample(backend, model=conjugate_model(backend), model_args=(as_array(backend, y), 0.0, 1.0, 2.0, 16),
-                         kernel_kwargs=kernel, num_samples=12, num_warmup=30, num_chains=2, seed=1, warn=False)
+                         kernel_kwargs=kernel, num_samples=12, num_warmup=30, num_chains=2, seed=1, warn=False,
+                         chain_method="vectorized" if backend == "numpyro" else "sequential")
     theta, stats = get_draws(mcmc)["theta"], get_stats(mcmc)
     assert theta.shape == (2, 12) and np.isfinite(theta).all()
     assert set(stats) == set(STAT_FIELDS) and not stats["diverging"].any()
