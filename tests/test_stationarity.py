@@ -45,6 +45,20 @@ MU = {"x1": np.full((64, 1), 0.5), "x10": np.tile(_MU10, (16, 1))}
 VAR = {"x1": np.full((64, 1), 1.0), "x10": np.tile(_VAR10, (16, 1))}
 
 
+def _assert_replica_moments(label, draws, exact_var):
+    """Per site and coordinate of the replica targets: the sample mean is μ and the sample
+    variance (centred on μ) ``exact_var(σ²)``, within ``Z_MAX`` ESS-based standard errors."""
+    for site in MU:
+        x = replica_chains(draws[site])  # (replicas, draw, coordinates)
+        mu, exact = MU[site][0], exact_var(VAR[site][0])
+        for j in range(x.shape[-1]):
+            mean, se_mean = mc_mean(x[..., j])
+            v, se_v = mc_var(x[..., j], mean=mu[j])
+            print(f"{label} {site}[{j}]: var {v:.5g} ± {se_v:.2g} (exact {exact[j]:.5g})")
+            assert z_score(mean, se_mean, mu[j]) < Z_MAX
+            assert z_score(v, se_v, exact[j]) < Z_MAX
+
+
 def test_exact_moments_match_closed_form():
     """The Lyapunov solution used as ground truth reproduces the closed forms of
     theory notes §8a (Var θ, Var r, Cov(θ, r) of Alg. 2 on a Gaussian)."""
@@ -70,17 +84,8 @@ def test_posterior_tempering_stationary_moments(backend, temperature):
     draws, stats = sample_gaussian(backend, MU, VAR, dict(HAND, temperature=temperature),
                                    num_samples=800, num_warmup=20, seed=seed)
     assert not stats["diverging"].any()
-    for site in MU:
-        x = replica_chains(draws[site])  # (replicas, draw, coordinates)
-        mu, var = MU[site][0], VAR[site][0]
-        exact = exact_stationary_cov(var, temperature=temperature, **KERNEL)[..., 0, 0]
-        for j in range(x.shape[-1]):
-            mean, se_mean = mc_mean(x[..., j])
-            v, se_v = mc_var(x[..., j], mean=mu[j])
-            print(f"{backend} {site}[{j}] T={temperature}: var {v:.5g} ± {se_v:.2g} "
-                  f"(exact {exact[j]:.5g}, Tσ² {temperature * var[j]:.5g})")
-            assert z_score(mean, se_mean, mu[j]) < Z_MAX
-            assert z_score(v, se_v, exact[j]) < Z_MAX
+    _assert_replica_moments(f"{backend} T={temperature}", draws,
+                            lambda var: exact_stationary_cov(var, temperature=temperature, **KERNEL)[..., 0, 0])
 
 
 def test_baoab_exact_moments():
@@ -107,17 +112,11 @@ def test_baoab_samples_the_exact_marginal_at_a_large_step(backend, temperature):
     draws, stats = sample_gaussian(backend, MU, VAR, dict(kernel, temperature=temperature, **HAND_TUNED),
                                    num_samples=400, num_warmup=20, seed=seed)
     assert not stats["diverging"].any()
-    for site in MU:
-        x = replica_chains(draws[site])
-        mu, var = MU[site][0], VAR[site][0]
-        exact = exact_stationary_cov(var, temperature=temperature, **kernel)[..., 0, 0]
-        np.testing.assert_allclose(exact, temperature * var, rtol=1e-10)
-        for j in range(x.shape[-1]):
-            mean, se_mean = mc_mean(x[..., j])
-            v, se_v = mc_var(x[..., j], mean=mu[j])
-            print(f"{backend} baoab {site}[{j}] T={temperature}: var {v:.5g} ± {se_v:.2g} (exact {exact[j]:.5g})")
-            assert z_score(mean, se_mean, mu[j]) < Z_MAX
-            assert z_score(v, se_v, exact[j]) < Z_MAX
+    for var in VAR.values():
+        np.testing.assert_allclose(exact_stationary_cov(var[0], temperature=temperature, **kernel)[..., 0, 0],
+                                   temperature * var[0], rtol=1e-10)
+    _assert_replica_moments(f"{backend} baoab T={temperature}", draws,
+                            lambda var: exact_stationary_cov(var, temperature=temperature, **kernel)[..., 0, 0])
     kin, se_kin = mc_mean(stats["kinetic_temperature"][:, 20:])
     assert z_score(kin, se_kin, temperature) < Z_MAX
 
@@ -138,15 +137,7 @@ def test_sgnht_samples_the_target_and_its_thermostat_settles_at_the_friction(bac
     draws, stats = sample_gaussian(backend, MU, VAR, dict(kernel, temperature=temperature, **HAND_TUNED),
                                    num_samples=600, num_warmup=20, seed=seed)
     assert not stats["diverging"].any()
-    for site in MU:
-        x = replica_chains(draws[site])
-        mu, var = MU[site][0], VAR[site][0]
-        for j in range(x.shape[-1]):
-            mean, se_mean = mc_mean(x[..., j])
-            v, se_v = mc_var(x[..., j], mean=mu[j])
-            print(f"{backend} sgnht {site}[{j}] T={temperature}: var {v:.5g} ± {se_v:.2g} (T σ² {temperature * var[j]:.5g})")
-            assert z_score(mean, se_mean, mu[j]) < Z_MAX
-            assert z_score(v, se_v, temperature * var[j]) < Z_MAX
+    _assert_replica_moments(f"{backend} sgnht T={temperature}", draws, lambda var: temperature * var)
     kin, se_kin = mc_mean(stats["kinetic_temperature"][:, 20:])
     rate, se_rate = mc_mean(stats["thermostat"][:, 20:])
     print(f"{backend} sgnht T={temperature}: kinetic/T {kin / temperature:.4f}, thermostat {rate:.4f} ± {se_rate:.2g}")

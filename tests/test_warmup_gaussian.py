@@ -9,17 +9,21 @@ import pytest
 from warmup_cases import Z_MAX, gaussian_model, gaussian_truth, kinetic_ratio, rhat, run, z_scores
 
 
-@pytest.mark.parametrize("temperature", [1.0, 0.1, 0.01])
-def test_defaults_sample_gaussians_at_the_requested_temperature(backend, temperature):
-    mcmc, draws, stats, adapted = run(backend, gaussian_model(backend), temperature=temperature)
-    truth = gaussian_truth(temperature)
-    for site, (zm, zv) in z_scores(draws, truth).items():
+def _assert_converged(mcmc, draws, stats, temperature):
+    """Means and variances within ``Z_MAX``, split-R̂ ≤ 1.05, no divergence, no kinetic warning."""
+    for site, (zm, zv) in z_scores(draws, gaussian_truth(temperature)).items():
         assert np.all(np.abs(zm) < Z_MAX), (site, "mean z", zm)
         assert np.all(np.abs(zv) < Z_MAX), (site, "variance z", zv)
         assert np.all(rhat(draws, site) <= 1.05), (site, rhat(draws, site))
     assert not stats["diverging"].any()
     ratio, warning = kinetic_ratio(mcmc)
     assert warning is None, (ratio, warning)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.1, 0.01])
+def test_defaults_sample_gaussians_at_the_requested_temperature(backend, temperature):
+    mcmc, draws, stats, adapted = run(backend, gaussian_model(backend), temperature=temperature)
+    _assert_converged(mcmc, draws, stats, temperature)
     # the adapted mass is the curvature: 1/σ² per coordinate of x (within the windows' noise)
     for chain in adapted:
         np.testing.assert_allclose(chain["mass"]["x"], 1.0 / np.array([0.01, 1.0, 100.0, 5.0]) ** 2, rtol=0.2)
@@ -29,10 +33,4 @@ def test_baoab_with_the_defaults_samples_gaussians(backend):
     """``SGHMC(model, integrator="baoab")`` with nothing else set: the same warmup, the
     same checks (T = 0.1), its kinetic temperature (of the half-step momentum) at T."""
     mcmc, draws, stats, _ = run(backend, gaussian_model(backend), temperature=0.1, integrator="baoab")
-    for site, (zm, zv) in z_scores(draws, gaussian_truth(0.1)).items():
-        assert np.all(np.abs(zm) < Z_MAX), (site, "mean z", zm)
-        assert np.all(np.abs(zv) < Z_MAX), (site, "variance z", zv)
-        assert np.all(rhat(draws, site) <= 1.05), (site, rhat(draws, site))
-    assert not stats["diverging"].any()
-    ratio, warning = kinetic_ratio(mcmc)
-    assert warning is None, (ratio, warning)
+    _assert_converged(mcmc, draws, stats, 0.1)
