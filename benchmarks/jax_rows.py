@@ -233,7 +233,8 @@ def workload_methods(wl: W.Workload, opts: dict) -> list[Method]:
 
         out.append(Method(f"kernel-{name}", f"ppl_kernels.numpyro.SGHMC (MCMC) [integrator={name!r}]", "variant",
                           _mcmc_make(kernel_other, random.key(3), X, Y, theta0, num_steps), long * draws * num_steps, g,
-                          uses_kernel=True, note=f"num_steps={num_steps}; integrator={name!r}"))
+                          uses_kernel=True, info={"model_log_density": model_lp},
+                          note=f"num_steps={num_steps}; integrator={name!r}"))
     return out
 
 

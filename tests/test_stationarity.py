@@ -145,6 +145,7 @@ def test_sgnht_samples_the_target_and_its_thermostat_settles_at_the_friction(bac
     assert abs(rate - 1.0) < 0.1 + Z_MAX * se_rate
 
 
+@pytest.mark.filterwarnings("ignore::ppl_kernels.TemperatureWarning")  # the baoab run is hot on purpose
 def test_sgnht_absorbs_white_gradient_noise():
     """The thermostat's purpose: gradients with white noise of variance V = 22.9 per
     coordinate (``∇U + √V ξ``, drawn afresh at every evaluation) on U = θ²/2 at T = 0.1,
