@@ -91,7 +91,8 @@ def kinetic_temperature_band(temperature, dim, *, level: float = 0.99):
 def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1.0, boost=1.0, friction_scale=1.0,
                                  integrator="euler"):
     """Mean kinetic temperature of the default integrator: ``T / (1 - a/2)``, ``a = ε γC / (αM)``;
-    of ``integrator="baoab"`` (whose statistic is that of the half-step momentum): ``T``.
+    of ``integrator="baoab"`` and ``"sgnht"`` (whose statistic is that of the half-step
+    momentum): ``T``.
 
     The free-particle value (``docs/theory.rst``); on a Gaussian of variance ``s²``
     the exact value has a further ``- ε²/(4 M s²)`` in the denominator.
@@ -106,7 +107,7 @@ def expected_kinetic_temperature(temperature, step_size, *, mass=1.0, friction=1
         Base mass M and friction C, arrays with one entry per coordinate.
     boost, friction_scale : float
         α and γ.
-    integrator : {"euler", "baoab"}
+    integrator : {"euler", "baoab", "sgnht"}
         The kernel's ``integrator``.
 
     Returns

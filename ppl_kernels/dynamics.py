@@ -50,7 +50,6 @@ __all__ = [
     "half_kick",
     "friction_step",
     "thermostat_step",
-    "thermostat_friction_step",
     "fresh_momentum",
     "thermometer_momentum",
     "resampled_momentum",
@@ -115,14 +114,6 @@ def half_kick(r, grad, step_size):
     return r - 0.5 * step_size * grad
 
 
-def friction_step(r, step_size, friction, inv_mass, noise_temperature, xi):
-    """The exact Ornstein–Uhlenbeck step over time ``ε`` of the friction and the noise:
-    ``r ← c r + √(T M' (1 − c²)) ξ`` with ``c = exp(−ε C' M'⁻¹)``, which keeps
-    ``N(0, T M')`` whatever the step (``noise_temperature`` 0: damping alone)."""
-    c = math.e ** (-(step_size * friction * inv_mass))
-    return c * r + (noise_temperature * (1.0 - c * c) / inv_mass) ** 0.5 * xi
-
-
 def thermostat_step(rate, r, step_size, inv_mass, temperature, noise_temperature):
     """D: the thermostat ``ξ ← ξ + ε (r² M'⁻¹ / T − 1)`` per coordinate, ``T`` the
     run's noise temperature (> 0).  In a draw without noise (``noise_temperature`` 0,
@@ -131,16 +122,17 @@ def thermostat_step(rate, r, step_size, inv_mass, temperature, noise_temperature
     return rate + (noise_temperature / temperature) * step_size * (inv_mass * r * r / temperature - 1.0)
 
 
-def thermostat_friction_step(r, step_size, rate, friction, noise_temperature, xi):
-    """O at the thermostat's rate ξ with the injected noise of ``C'``: the exact solution
-    of ``dr = −ξ r dt + √(2 C' T) dW`` over ``ε``, ``r ← c r + √(C' T (1 − c²) / ξ) ξ'``
-    with ``c = exp(−ε ξ)`` (at ξ → 0 the variance tends to ``2 ε C' T``; for ξ < 0,
-    a thermostat heating a cold chain, the formula holds as it is)."""
-    x = 2.0 * step_size * rate
-    small = abs(x) < 1e-4  # (1 − e^{−x}) / x by its series there: no 0/0
-    x_safe = x + small * 1.0
-    ratio = (~small) * ((1.0 - math.e ** (-x_safe)) / x_safe) + small * (1.0 - 0.5 * x)
+def friction_step(r, step_size, rate, friction, noise_temperature, xi):
+    """O: the exact solution of ``dr = −ρ r dt + √(2 C' T) dW`` over ``ε`` at the friction
+    rate ``ρ`` per coordinate (``C' M'⁻¹`` for ``"baoab"``, which keeps ``N(0, T M')``
+    whatever the step; the thermostat ξ for ``"sgnht"``):
+    ``r ← c r + √(C' T (1 − c²) / ρ) ξ'`` with ``c = exp(−ε ρ)`` (``noise_temperature``
+    0: damping alone; at ρ → 0 the variance tends to ``2 ε C' T``; for ρ < 0, a thermostat
+    heating a cold chain, the formula holds as it is)."""
     c = math.e ** (-(step_size * rate))
+    x = 2.0 * step_size * rate
+    small = abs(x) < 1e-4  # (1 − c²) / x by its series there: no 0/0
+    ratio = (~small) * ((1.0 - c * c) / (x + small * 1.0)) + small * (1.0 - 0.5 * x)
     return c * r + (2.0 * step_size * friction * noise_temperature * ratio) ** 0.5 * xi
 
 
@@ -209,8 +201,9 @@ def integrator_step(static, inv_mass, friction, next_batch, z, r, grad, rate, ba
     With ``static.cfg.integrator == "baoab"``: half kick with the carried gradient, half
     drift, the exact friction step, half drift, the next minibatch's gradient, half kick;
     ``"sgnht"``: the same with a half thermostat step (on ``rate``, ξ per coordinate)
-    before and after a friction step at rate ξ.  ``rate`` is returned as it came for
-    the other integrators.
+    before and after the friction step.  ``rate`` is the state's friction rate, which
+    the friction step of both splittings uses (``C' M'⁻¹`` but for the thermostat's ξ);
+    it is returned as it came but for ``"sgnht"``.
 
     Returns ``(z, r, grad, rate, Ũ, lp, counters)``.
     """
@@ -218,13 +211,12 @@ def integrator_step(static, inv_mass, friction, next_batch, z, r, grad, rate, ba
     if split:
         r = half_kick(r, grad, eps)
         z = drift(z, r, 0.5 * eps, inv_mass)
-        if static.cfg.integrator == "sgnht":
-            t = static.cfg.noise_temperature
-            rate = thermostat_step(rate, r, 0.5 * eps, inv_mass, t, noise_t)
-            r = thermostat_friction_step(r, eps, rate, friction, noise_t, xi)
-            rate = thermostat_step(rate, r, 0.5 * eps, inv_mass, t, noise_t)
-        else:
-            r = friction_step(r, eps, friction, inv_mass, noise_t, xi)
+        thermostat = static.cfg.integrator == "sgnht"
+        if thermostat:
+            rate = thermostat_step(rate, r, 0.5 * eps, inv_mass, static.cfg.noise_temperature, noise_t)
+        r = friction_step(r, eps, rate, friction, noise_t, xi)
+        if thermostat:
+            rate = thermostat_step(rate, r, 0.5 * eps, inv_mass, static.cfg.noise_temperature, noise_t)
         z = drift(z, r, 0.5 * eps, inv_mass)
     else:
         z = drift(z, r, eps, inv_mass)
