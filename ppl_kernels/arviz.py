@@ -40,6 +40,7 @@ from __future__ import annotations
 import datetime
 import inspect
 import json
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping
 
@@ -443,14 +444,20 @@ def _export(
     # One pass: global deterministic sites, the observed sites' pointwise log-likelihood
     # and (first draw only) their values.
     requests = {n: {"value"} for n, s in sites.items() if s.kind == "deterministic" and s.plate is None}
-    requests.update({n: {"value", "log_prob"} if log_likelihood else {"value"} for n in observed})
+    pointwise = [n for n in observed if sites[n].shared is None]
+    for n in observed if log_likelihood else ():
+        if sites[n].shared is not None:
+            warnings.warn(f"log_likelihood leaves out {n!r}: its density depends on the summed-out discrete site "
+                          f"{sites[n].shared!r}, which all the members of its plate share, so it has no pointwise "
+                          "value (the draws and the other groups are unaffected)", UserWarning, stacklevel=3)
+    requests.update({n: {"value", "log_prob"} if log_likelihood and n in pointwise else {"value"} for n in observed})
     first_only = {(n, "value") for n in observed}
     res = _pointwise(ev, flat, requests, sites, first_draw_only=first_only, **opts) if requests else {}
     posterior = {k: by_chain(v) for k, v in flat.items()}
     posterior.update({n: by_chain(res[n]["value"]) for n, s in sites.items() if s.kind == "deterministic" and n in res})
     groups = {"posterior": group(posterior), "sample_stats": group(stats)}
-    if log_likelihood and observed:
-        groups["log_likelihood"] = group({n: by_chain(res[n]["log_prob"]) for n in observed})
+    if log_likelihood and pointwise:
+        groups["log_likelihood"] = group({n: by_chain(res[n]["log_prob"]) for n in pointwise})
     if observed:
         groups["observed_data"] = group({n: res[n]["value"][0] for n in observed}, sample_dims=())
     for name, h in held_out.items():

@@ -497,23 +497,30 @@ def _broadcasts_to(shape: tuple, target: tuple) -> bool:
         return False
 
 
-def check_latent_site(name: str, is_discrete: bool, in_subsampled_plate: str | None, enumerated: bool = False) -> None:
-    """Reject latent sites SGHMC cannot move; ``enumerated``: the site asks to be summed
-    out (``infer={"enumerate": "parallel"}``), which the hosts' NUTS does and SGHMC does not."""
-    if is_discrete and enumerated:
-        raise ValueError(
-            f"latent site {name!r} is discrete and marked for enumeration; SGHMC does not sum out enumerated sites "
-            "(NUTS does): write the model with it summed out, e.g. a MixtureSameFamily likelihood in place of the "
-            "assignment site, whose minibatch estimate then stays exact under subsampling"
-        )
+def check_latent_site(name: str, is_discrete: bool, in_subsampled_plate: str | None, enumerate=None,
+                      enumerable: bool = False) -> bool:
+    """Whether a latent site is summed out (``True``: discrete, as the hosts' NUTS sums it)
+    or moved by the kernel (``False``); raise for a site the kernel can do neither with.
+
+    ``enumerate``: the site's ``infer["enumerate"]``; ``enumerable``: its distribution
+    has a finite support to sum over (``has_enumerate_support``)."""
     if is_discrete:
-        raise ValueError(f"latent site {name!r} is discrete; SGHMC needs continuous latent sites (sum it out of the model, "
-                         "e.g. a MixtureSameFamily likelihood in place of a mixture's assignment site)")
+        if not enumerable:
+            raise ValueError(
+                f"latent site {name!r} is discrete with no finite support to sum over; SGHMC moves continuous sites and "
+                "sums out discrete ones whose distribution enumerates its support (Bernoulli, Categorical, ...): "
+                "sum it out of the model by hand or give it a bounded distribution")
+        if enumerate not in (None, "parallel"):
+            raise ValueError(
+                f"latent site {name!r} is marked infer={{'enumerate': {enumerate!r}}}; the kernel sums discrete sites out "
+                "in parallel only: mark it 'parallel' or leave it unmarked")
+        return True
     if in_subsampled_plate is not None:
         raise ValueError(
             f"latent site {name!r} lies inside the subsampled plate {in_subsampled_plate!r}; "
             "its shape would change with every minibatch (local latents are not supported)"
         )
+    return False
 
 
 #: The parameter section shared by both kernels' docstrings.

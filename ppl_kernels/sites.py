@@ -14,17 +14,19 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Site", "site_info", "site_kind", "site_outputs", "output_axis", "is_factor", "to_numpy"]
+__all__ = ["Site", "site_info", "site_kind", "site_outputs", "output_axis", "is_factor", "to_numpy", "shared_summed_site",
+           "summed_log_prob", "summed_outputs"]
 
 
 class Site(NamedTuple):
     """A model site as the chunked evaluation needs it."""
 
-    kind: str  # "latent", "observed" or "deterministic"
+    kind: str  # "latent", "summed" (a discrete latent site the kernel sums out), "observed" or "deterministic"
     plate: str | None  # the subsampled plate the site lies in, if any
     dim: int  # that plate's dim, counted from the right of the batch shape
     event_dim: int
     support: Any  # enumerated support values (numpy) or None
+    shared: str | None = None  # a summed site all the members of one of this site's plates share
 
 
 def to_numpy(x) -> np.ndarray:
@@ -35,9 +37,14 @@ def to_numpy(x) -> np.ndarray:
 
 
 def site_kind(name, site, draw) -> str:
-    """``"latent"`` or ``"observed"``; Pyro's conditioning marks the latent sites
-    observed, so the latent sites are the draw's keys."""
-    return "latent" if name in draw or not site["is_observed"] else "observed"
+    """``"latent"``, ``"summed"`` or ``"observed"``; Pyro's conditioning marks the latent
+    sites observed, so the latent sites are the draw's keys, and a discrete latent site
+    that is not one (the kernel summed it out) is ``"summed"``."""
+    if name in draw:
+        return "latent"
+    if site["is_observed"]:
+        return "observed"
+    return "summed" if site["fn"].support.is_discrete else "latent"
 
 
 def is_factor(fn) -> bool:
@@ -45,7 +52,7 @@ def is_factor(fn) -> bool:
     return type(fn).__name__ == "Unit"
 
 
-def site_info(name, site, kind, subsampled) -> Site:
+def site_info(name, site, kind, subsampled, shared=None) -> Site:
     """The :class:`Site` of a traced site; ``subsampled`` holds the subsampled plates' names."""
     plates = [f for f in site["cond_indep_stack"] if f.name in subsampled]
     if len(plates) > 1:
@@ -55,7 +62,7 @@ def site_info(name, site, kind, subsampled) -> Site:
     support = None
     if kind == "observed" and getattr(fn, "has_enumerate_support", False):
         support = to_numpy(fn.enumerate_support(expand=False)).reshape(-1)
-    return Site(kind, plates[0].name if plates else None, plates[0].dim if plates else 0, event_dim, support)
+    return Site(kind, plates[0].name if plates else None, plates[0].dim if plates else 0, event_dim, support, shared)
 
 
 def site_outputs(site, whats, target, moveaxis) -> dict:
@@ -84,3 +91,75 @@ def output_axis(site: Site, what: str) -> int:
     if what == "value":
         return site.dim - site.event_dim
     return site.dim - 1 if what == "classes" else site.dim
+
+
+# -- observed sites of a model whose discrete sites are summed out -------------------------------------
+def _summed_parents(nodes, name):
+    """The enumerated sites that the log density of ``nodes[name]`` depends on, with theirs."""
+    enumerated = {s["infer"]["_enumerate_dim"]: n for n, s in nodes.items()
+                  if s["type"] == "sample" and "_enumerate_dim" in (s.get("infer") or {})}
+
+    def depends(x, dim):
+        return x.ndim >= -dim and x.shape[dim] > 1
+
+    site = nodes[name]
+    lp = site["fn"].log_prob(site["value"])
+    todo = [n for d, n in enumerated.items() if depends(lp, d) and n != name]
+    found = {}
+    while todo:
+        n = todo.pop()
+        if n in found:
+            continue
+        s = nodes[n]
+        found[n] = s["fn"].log_prob(s["value"])
+        todo += [m for d, m in enumerated.items() if depends(found[n], d) and m not in found and m != name]
+    return lp, found, enumerated
+
+
+def shared_summed_site(nodes, name) -> str | None:
+    """The first summed site that ``name``'s log density depends on and that lies outside one
+    of ``name``'s plates (all members share it), if any: then the site has no pointwise log
+    density.  ``nodes``: a trace under the enumeration."""
+    plates = {f.name for f in nodes[name]["cond_indep_stack"]}
+    _, found, _ = _summed_parents(nodes, name)
+    return next((n for n in found if not plates <= {f.name for f in nodes[n]["cond_indep_stack"]}), None)
+
+
+def summed_log_prob(nodes, name, logsumexp, batch_ndim, moveaxis=None):
+    """Each plate member's log density of the observed site ``name`` with the summed sites it
+    depends on (all local to the member: see :func:`shared_summed_site`) summed over their
+    values, ``log Σ_z p(z) p(xᵢ | z)``.
+
+    ``nodes``: a trace under the enumeration; ``logsumexp(x, dim)`` keeps ``dim``;
+    ``batch_ndim``: the site's batch dims without the enumeration.  With ``moveaxis``, the
+    site is itself enumerated (a held-out discrete site): the log density of each of its
+    values, support last (the ``classes`` output of :func:`site_outputs`).
+    """
+    lp, found, enumerated = _summed_parents(nodes, name)
+    for x in found.values():
+        lp = lp + x
+    for dim, n in sorted(enumerated.items()):
+        if n in found and lp.ndim >= -dim:
+            lp = logsumexp(lp, dim)
+    keep = batch_ndim
+    if moveaxis is not None:
+        own = nodes[name]["infer"]["_enumerate_dim"]
+        lp, keep = moveaxis(lp, own, -1), batch_ndim + 1
+    return lp.reshape(lp.shape[lp.ndim - keep:]) if lp.ndim > keep else lp
+
+
+def summed_outputs(out, requests, nodes, targets, enumerated_nodes, logsumexp, moveaxis) -> dict:
+    """``out`` (:func:`site_outputs` per site) with its densities made marginal over the
+    summed sites: ``log_prob`` and ``classes`` from a trace under the enumeration, ``target``
+    from one whose observed sites hold the ``targets``.  ``nodes``: the plain trace;
+    ``enumerated_nodes(values)``: a trace under the enumeration with ``values`` substituted."""
+    plain = with_targets = None
+    for n, whats in requests.items():
+        batch_ndim = len(nodes[n]["fn"].batch_shape)
+        for what in sorted(whats & {"log_prob", "classes"}):
+            plain = enumerated_nodes({}) if plain is None else plain
+            out[n][what] = summed_log_prob(plain, n, logsumexp, batch_ndim, moveaxis if what == "classes" else None)
+        if "target" in whats:
+            with_targets = enumerated_nodes(targets) if with_targets is None else with_targets
+            out[n]["target"] = summed_log_prob(with_targets, n, logsumexp, batch_ndim)
+    return out

@@ -13,13 +13,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
+from jax.scipy.special import logsumexp
 from numpyro.handlers import seed as _seed
 from numpyro.handlers import substitute, trace
 from numpyro.infer import MCMC, init_to_value
 
 from .. import dynamics
 from ..config import STAT_FIELDS
-from ..sites import is_factor, site_info, site_kind, site_outputs, to_numpy
+from ..sites import is_factor, shared_summed_site, site_info, site_kind, site_outputs, summed_outputs, to_numpy
 from . import epochs, model
 from .kernel import SGHMC
 
@@ -111,13 +112,19 @@ def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_m
 
 
 # -- pointwise evaluation at posterior draws -------------------------------------------------------
-def _trace(model_fn, draw, idx, key, args, kwargs):
+def _trace(model_fn, draw, idx, key, args, kwargs, nesting=None):
     idx = {k: jnp.asarray(v) for k, v in idx.items()}  # the plate accepts only jax arrays
     conditioned = substitute(substitute(model_fn, data=idx), data=draw)
+    if nesting is not None:  # the summed sites at their whole supports: the observed sites' marginal densities
+        conditioned = model.enumerated(conditioned, nesting)
     with warnings.catch_warnings():
         # Chunks other than the plate's subsample_size are deliberate here.
         warnings.filterwarnings("ignore", message="subsample_size does not match", category=UserWarning)
         return trace(_seed(conditioned, key)).get_trace(*args, **kwargs)
+
+
+def _logsumexp(x, dim):
+    return logsumexp(x, axis=dim, keepdims=True)
 
 
 class Evaluator:
@@ -132,6 +139,7 @@ class Evaluator:
         strategy = None if values is None else init_to_value(values=values)
         self.plates = find_subsample_plates(model_fn, self.args, self.kwargs, strategy) if plates is None else list(plates)
         self._compiled = {}
+        self._nesting = None  # the plate nesting, where the model has discrete sites the kernel summed out
 
     def chunk_length(self, plate, chunk_size):
         return min(chunk_size, plate.size)
@@ -139,13 +147,18 @@ class Evaluator:
     def sites(self, draw, idx) -> dict:
         tr = _trace(self.model, draw, idx, random.PRNGKey(0), self.args, self.kwargs)
         subsampled = {p.name for p in self.plates}
-        out = {}
+        kinds = {}
         for name, site in tr.items():
             if site["type"] == "deterministic":
-                out[name] = site_info(name, site, "deterministic", subsampled)
+                kinds[name] = "deterministic"
             elif site["type"] == "sample" and not is_factor(site["fn"]):
-                out[name] = site_info(name, site, site_kind(name, site, draw), subsampled)
-        return out
+                kinds[name] = site_kind(name, site, draw)
+        shared = {}
+        if "summed" in kinds.values():
+            self._nesting = model.plate_nesting(tr)
+            nodes = _trace(self.model, draw, idx, random.PRNGKey(0), self.args, self.kwargs, self._nesting)
+            shared = {n: shared_summed_site(nodes, n) for n, k in kinds.items() if k == "observed"}
+        return {n: site_info(n, tr[n], k, subsampled, shared.get(n)) for n, k in kinds.items()}
 
     def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets, plate=None):
         # ``plate`` (the plate whose chunk ``idx`` holds) matters to Pyro's twin only.
@@ -159,13 +172,19 @@ class Evaluator:
         fn = self._compiled.get(frozen)
         if fn is None:
             model_fn = self.model  # neither self nor the arrays: the cache must not keep a run's data alive
+            nesting = self._nesting
 
             def one(draw, draw_id, chunk_id, base_key, idx, targets, arrays):
                 it = iter(arrays)
                 args, kwargs = jax.tree.unflatten(treedef, [next(it) if a else x for x, a in zip(static, is_array)])
                 key = random.fold_in(random.fold_in(base_key, draw_id), chunk_id)
                 tr = _trace(model_fn, draw, idx, key, args, kwargs)
-                return {n: site_outputs(tr[n], w, targets.get(n), jnp.moveaxis) for n, w in requests.items()}
+                out = {n: site_outputs(tr[n], w, targets.get(n), jnp.moveaxis) for n, w in requests.items()}
+                if nesting is not None:  # the densities again, with the summed sites summed over their values
+                    out = summed_outputs(out, requests, tr, targets,
+                                         lambda t: _trace(model_fn, {**draw, **t}, idx, key, args, kwargs, nesting),
+                                         _logsumexp, jnp.moveaxis)
+                return out
 
             fn = self._compiled[frozen] = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))
         arrays = [x for x, a in zip(leaves, is_array) if a]

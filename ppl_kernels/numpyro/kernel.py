@@ -65,11 +65,13 @@ class SGHMC(KernelArguments, MCMCKernel):
         cfg = self.config
         if self.model is not None:
             self.plates = _m.find_subsample_plates(self.model, model_args, model_kwargs, self.init_strategy)
-            sites = _m.latent_sites(self.model, model_args, model_kwargs, self.plates, self.init_strategy)
+            sites, summed, nesting = _m.latent_sites(self.model, model_args, model_kwargs, self.plates, self.init_strategy)
             self.transforms = _m.transforms_of(sites)
             if init_params is None:
                 init_params = self._initial_params(rng_key, model_args, model_kwargs, sites)
-            parts = dynamics.tempered_potential(_m.log_joint_parts, self.model, self.transforms, cfg.likelihood_weight)
+            target = self.model if not summed else _m.Enumerated(
+                self.model, nesting, {p.name: p.size / p.subsample_size for p in self.plates})
+            parts = dynamics.tempered_potential(_m.log_joint_parts, target, self.transforms, cfg.likelihood_weight)
             parts, step_plates = self._fed(parts)
             one_chain = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)
             _m.check_plates_used(parts, one_chain, step_plates, model_args, model_kwargs)

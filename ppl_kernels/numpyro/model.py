@@ -10,18 +10,57 @@ The rule is the same in both backends: a latent site's log density (with the
 log-Jacobian of its transform) is prior, every other sample site's is
 likelihood.  ``transforms`` map constrained → unconstrained values, as Pyro's
 ``MCMC.transforms``.
+
+Discrete latent sites are summed out, as NumPyro's NUTS sums them: the model
+runs under :class:`_enumerate` (every site with a finite support, marked or
+not, set to its whole support along a dim of its own left of the plates, as
+Pyro's ``poutine.enum`` does; NumPyro's own handler needs funsor) and
+:func:`ppl_kernels.enumeration.sum_out` eliminates the enumerated dims with the
+subsampled plates' scales outside the sums.  The terms that depend on an
+enumerated site count as likelihood.
 """
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import jax.numpy as jnp
+from jax.scipy.special import logsumexp
 from numpyro.distributions import biject_to
 from numpyro.handlers import seed, substitute, trace
+from numpyro.primitives import Messenger
 
+from .. import enumeration
 from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed_plate_error
 from .epochs import first_indices
 
-__all__ = ["find_subsample_plates", "latent_sites", "transforms_of", "log_joint_parts", "check_plates_used"]
+__all__ = ["find_subsample_plates", "latent_sites", "Enumerated", "enumerated", "plate_nesting", "transforms_of",
+           "log_joint_parts", "check_plates_used"]
+
+# Far enough left of any plate for a one-off trace whose plate nesting is not known yet.
+_FAR_LEFT = 16
+
+
+class _enumerate(Messenger):
+    """Set each discrete latent site with a finite support to that whole support, along
+    its own dim left of ``first_dim`` (recorded as ``infer["_enumerate_dim"]``)."""
+
+    def __init__(self, fn, first_dim):
+        self.first_dim = first_dim
+        super().__init__(fn)
+
+    def __enter__(self):
+        self.next_dim = self.first_dim
+        return super().__enter__()
+
+    def process_message(self, msg):
+        fn = msg.get("fn")
+        if msg["type"] != "sample" or msg["is_observed"] or msg["value"] is not None \
+                or not fn.support.is_discrete or not fn.has_enumerate_support:
+            return
+        dim, self.next_dim = self.next_dim, self.next_dim - 1
+        msg["value"] = fn.enumerate_support(expand=False).reshape((-1,) + (1,) * (-dim - 1))
+        msg["infer"] = {**msg["infer"], "_enumerate_dim": dim}
 
 
 def find_subsample_plates(model, model_args, model_kwargs, init_strategy=None) -> list[SubsamplePlate]:
@@ -43,23 +82,58 @@ def find_subsample_plates(model, model_args, model_kwargs, init_strategy=None) -
     return plates
 
 
-def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict:
-    """Trace once with fixed indices under ``init_strategy``; return ``{name: site}`` of
-    latent sample sites, rejecting discrete sites and local latents inside a
-    subsampled plate.  The site values are initial (constrained) values for seed 0
-    (the kernel draws each chain's own)."""
+def plate_nesting(tr) -> int:
+    """The number of nested plates in a trace (as Pyro's ``_guess_max_plate_nesting``)."""
+    dims = [f.dim for site in tr.values() if site["type"] == "sample" for f in site["cond_indep_stack"]]
+    return -min(dims) if dims else 0
+
+
+def latent_sites(model, model_args, model_kwargs, plates, init_strategy, max_plate_nesting=None):
+    """Trace once with fixed indices under ``init_strategy``; return ``(sites, summed,
+    max_plate_nesting)``: ``{name: site}`` of the continuous latent sample sites (their
+    values initial, constrained ones for seed 0: the kernel draws each chain's own), the
+    names of the discrete sites to sum out, and the plate nesting (``max_plate_nesting``
+    when given, else the model's).  Rejects the sites
+    :func:`ppl_kernels.config.check_latent_site` rejects."""
     fixed = substitute(model, data=first_indices(plates))
-    tr = trace(substitute(seed(fixed, rng_seed=0), substitute_fn=init_strategy)).get_trace(*model_args, **model_kwargs)
+    # Under the enumeration, so that the strategy leaves the summed sites alone.
+    under_enum = enumerated(fixed, _FAR_LEFT if max_plate_nesting is None else max_plate_nesting)
+    tr = trace(substitute(seed(under_enum, rng_seed=0), substitute_fn=init_strategy)).get_trace(
+        *model_args, **model_kwargs)
     sub_names = {p.name for p in plates}
-    out = {}
+    sites, summed = {}, []
     for name, site in tr.items():
         if site["type"] != "sample" or site["is_observed"]:
             continue
+        fn = site["fn"]
         in_plate = next((f.name for f in site["cond_indep_stack"] if f.name in sub_names), None)
-        check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate,
-                          (site.get("infer") or {}).get("enumerate") == "parallel")
-        out[name] = site
-    return out
+        if check_latent_site(name, bool(fn.support.is_discrete), in_plate, (site.get("infer") or {}).get("enumerate"),
+                             bool(fn.has_enumerate_support)):
+            summed.append(name)
+        else:
+            sites[name] = site
+    return sites, summed, plate_nesting(tr) if max_plate_nesting is None else max_plate_nesting
+
+
+def enumerated(model, max_plate_nesting):
+    """``model`` with its discrete latent sites set to their whole supports, left of the plates."""
+    return _enumerate(model, -1 - max_plate_nesting)
+
+
+class Enumerated(NamedTuple):
+    """A model whose discrete latent sites :func:`log_joint_parts` sums out."""
+
+    model: Callable
+    max_plate_nesting: int
+    scales: dict  # subsampled plate -> N / B
+
+
+def _ordinal(site) -> frozenset:
+    return frozenset(f.name for f in site["cond_indep_stack"])
+
+
+_REDUCTIONS = enumeration.Reductions(lambda x, d: logsumexp(x, axis=d, keepdims=True),
+                                     lambda x, d: x.sum(axis=d, keepdims=True))
 
 
 def transforms_of(sites: dict) -> dict:
@@ -71,23 +145,40 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     """Return ``(log_likelihood, log_prior)`` at unconstrained ``z``.
 
     The log-likelihood is the plate-scaled minibatch estimate (scale N/B); the
-    log-prior includes the log-Jacobian of the unconstrained transform.
+    log-prior includes the log-Jacobian of the unconstrained transform.  For an
+    :class:`Enumerated` model the terms that depend on a discrete site are
+    summed over its values and join the log-likelihood.
     """
+    enum = model if isinstance(model, Enumerated) else None
     x = {k: transforms[k].inv(v) for k, v in z.items()}
-    conditioned = substitute(substitute(model, data=indices), data=x)
+    conditioned = substitute(substitute(model if enum is None else enum.model, data=indices), data=x)
+    if enum is not None:
+        conditioned = enumerated(conditioned, enum.max_plate_nesting)
     tr = trace(seed(conditioned, rng_seed=0)).get_trace(*model_args, **model_kwargs)
+    variables = {} if enum is None else enumeration.variables_of(
+        (name, site["infer"]["_enumerate_dim"], _ordinal(site)) for name, site in tr.items()
+        if site["type"] == "sample" and "_enumerate_dim" in site["infer"])
     log_lik = jnp.zeros(())
     log_prior = jnp.zeros(())
+    factors, plates = [], {}
     for name, site in tr.items():
         if site["type"] != "sample":
             continue
-        lp = jnp.sum(site["fn"].log_prob(site["value"]))
+        lp = site["fn"].log_prob(site["value"])
+        if variables and enumeration.depends(lp, variables):
+            plates.update(enumeration.plate_scales(name, site["scale"], [(f.name, f.dim) for f in site["cond_indep_stack"]],
+                                                   enum.scales))
+            factors.append(enumeration.Factor(lp, _ordinal(site), name))
+            continue
+        lp = jnp.sum(lp)
         if site["scale"] is not None:
             lp = lp * site["scale"]
         if name in z:
             log_prior = log_prior + lp
         else:
             log_lik = log_lik + lp
+    if factors:
+        log_lik = log_lik + enumeration.sum_out(factors, variables, plates, _REDUCTIONS)
     for k, v in z.items():
         log_prior = log_prior + jnp.sum(transforms[k].inv.log_abs_det_jacobian(v, x[k]))
     return log_lik, log_prior

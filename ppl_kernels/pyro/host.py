@@ -20,7 +20,9 @@ from pyro.poutine.subsample_messenger import _Subsample
 
 from .. import dynamics
 from ..config import STAT_FIELDS
-from ..sites import is_factor, output_axis, site_info, site_kind, site_outputs, to_numpy
+from ..sites import (
+    is_factor, output_axis, shared_summed_site, site_info, site_kind, site_outputs, summed_outputs, to_numpy,
+)
 from . import epochs, model
 from .kernel import SGHMC
 
@@ -115,6 +117,10 @@ def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_m
 
 
 # -- pointwise evaluation at posterior draws -------------------------------------------------------
+def _logsumexp(x, dim):
+    return torch.logsumexp(x, dim, keepdim=True)
+
+
 class Evaluator:
     """Traces a model at given latent values and plate indices (the interface
     :mod:`ppl_kernels.arviz` drives; the twin of NumPyro's).
@@ -136,6 +142,7 @@ class Evaluator:
         self.plates = find_subsample_plates(model_fn, self.args, self.kwargs, strategy) if plates is None else list(plates)
         self.vectorised = True  # until the model shows that it cannot run under vmap
         self._layout = None
+        self._nesting = None  # the plate nesting, where the model has discrete sites the kernel summed out
 
     def chunk_length(self, plate, chunk_size):
         # A whole number of subsample_size pieces, as close to chunk_size as that allows.
@@ -145,22 +152,30 @@ class Evaluator:
     def _first_pieces(self, idx) -> dict:
         return {p.name: torch.as_tensor(idx[p.name][: p.subsample_size]) for p in self.plates}
 
-    def _trace(self, draw, idx):
+    def _trace(self, draw, idx, enumerate=False):
         data = {k: torch.as_tensor(v) for k, v in draw.items()}
         data.update({k: torch.as_tensor(v) for k, v in idx.items()})
-        return poutine.trace(poutine.condition(self.model, data=data)).get_trace(*self.args, **self.kwargs)
+        fn = poutine.condition(self.model, data=data)
+        if enumerate:  # the summed sites at their whole supports: the observed sites' marginal densities
+            fn = model.enumerated(fn, self._nesting)
+        return poutine.trace(fn).get_trace(*self.args, **self.kwargs)
 
     def sites(self, draw, idx) -> dict:
         subsampled = {p.name for p in self.plates}
         with torch.no_grad():
             tr = self._trace(draw, self._first_pieces(idx))
-        out = {}
+        kinds = {}
         for name, site in tr.nodes.items():
             if site["type"] != "sample" or isinstance(site["fn"], _Subsample) or is_factor(site["fn"]):
                 continue
-            kind = "deterministic" if site["infer"].get("_deterministic") else site_kind(name, site, draw)
-            out[name] = site_info(name, site, kind, subsampled)
-        return out
+            kinds[name] = "deterministic" if site["infer"].get("_deterministic") else site_kind(name, site, draw)
+        shared = {}
+        if "summed" in kinds.values():
+            self._nesting = model.plate_nesting(tr)
+            with torch.no_grad():
+                nodes = self._trace(draw, self._first_pieces(idx), enumerate=True).nodes
+            shared = {n: shared_summed_site(nodes, n) for n, k in kinds.items() if k == "observed"}
+        return {n: site_info(n, tr.nodes[n], k, subsampled, shared.get(n)) for n, k in kinds.items()}
 
     def evaluate(self, draws, draw_ids, chunk_id, idx, requests, targets, plate=None):
         """``{site: {what: array (draw, ...)}}`` at ``draws`` over the chunk ``idx[plate]``."""
@@ -177,10 +192,16 @@ class Evaluator:
             split[n] = t[None] if site.plate is None else \
                 t.unflatten(t.ndim + site.dim - site.event_dim, (-1, b)).movedim(t.ndim + site.dim - site.event_dim, 0)
 
+        summed = self._nesting is not None
+
         def one(draw, piece, tgt):
             at = dict(first) if piece is None else {**first, plate: piece}
             tr = self._trace(draw, at)
-            return {n: site_outputs(tr.nodes[n], w, tgt.get(n), torch.movedim) for n, w in requests.items()}
+            out = {n: site_outputs(tr.nodes[n], w, tgt.get(n), torch.movedim) for n, w in requests.items()}
+            if summed:  # the densities again, with the summed sites summed over their values
+                out = summed_outputs(out, requests, tr.nodes, tgt, lambda t: self._trace({**draw, **t}, at, True).nodes,
+                                     _logsumexp, torch.movedim)
+            return out
 
         res = None
         with torch.no_grad():

@@ -30,8 +30,9 @@ _JIT_DOC = """\
     transforms : dict, optional
         Constrained → unconstrained transforms to use instead of the supports'.
     max_plate_nesting : int, optional
-        Accepted as by :class:`pyro.infer.NUTS` (the kernel does not enumerate
-        discrete sites, so it needs no plate bound).
+        As for :class:`pyro.infer.NUTS`: the number of nested plates, left of
+        which the discrete latent sites are enumerated to be summed out
+        (guessed from one run of the model when not given).
     jit_compile : bool
         As for :class:`pyro.infer.HMC`: trace the potential (the model with its
         log densities and transforms, or ``potential_fn``) once with
@@ -162,11 +163,14 @@ class SGHMC(KernelArguments, MCMCKernel):
         cfg = self.config
         if self.model is not None:
             self.plates = _m.find_subsample_plates(self.model, args, kwargs, self.init_strategy)
-            sites = _m.latent_sites(self.model, args, kwargs, self.plates, self.init_strategy)
+            sites, summed, nesting = _m.latent_sites(self.model, args, kwargs, self.plates, self.init_strategy,
+                                                     self.max_plate_nesting)
             self.transforms = self._user_transforms or _m.transforms_of(sites)
             if self._initial_params is None:
                 self._initial_params = {k: self.transforms[k](s["value"]).detach() for k, s in sites.items()}
-            parts = dynamics.tempered_potential(_m.log_joint_parts, self.model, self.transforms, cfg.likelihood_weight)
+            target = self.model if not summed else _m.Enumerated(
+                self.model, nesting, {p.name: p.size / p.subsample_size for p in self.plates})
+            parts = dynamics.tempered_potential(_m.log_joint_parts, target, self.transforms, cfg.likelihood_weight)
             parts, step_plates = self._fed(parts)
             _m.check_plates_used(parts, {k: v.detach() for k, v in self._initial_params.items()}, step_plates, args,
                                  kwargs)

@@ -10,24 +10,37 @@ untempered ``lp`` statistic come for free.  The rule is the same in both
 backends: a latent site's log density (with the log-Jacobian of its transform)
 is prior, every other sample site's is likelihood.  ``transforms`` map
 constrained → unconstrained values (Pyro's ``MCMC.transforms`` convention).
+
+Discrete latent sites are summed out, as Pyro's HMC/NUTS sum them: the model
+runs under ``poutine.enum`` (every site with a finite support, marked or not,
+as ``config_enumerate`` marks them) and :func:`ppl_kernels.enumeration.sum_out`
+eliminates the enumerated dims with the subsampled plates' scales outside the
+sums.  The terms that depend on an enumerated site count as likelihood.
 """
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import torch
 from pyro import poutine
+from pyro.infer.enum import config_enumerate
 from pyro.distributions.util import scale_and_mask
 from pyro.poutine.subsample_messenger import _Subsample
 from torch.distributions import biject_to
 from torch.distributions import transforms as _T
 
+from .. import enumeration
 from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed_plate_error
 from .epochs import first_indices
 
 __all__ = [
-    "find_subsample_plates", "latent_sites", "transforms_of", "is_identity", "log_joint_parts",
-    "check_plates_used",
+    "find_subsample_plates", "latent_sites", "Enumerated", "enumerated", "plate_nesting", "transforms_of", "is_identity",
+    "log_joint_parts", "check_plates_used",
 ]
+
+# Far enough left of any plate for a one-off trace whose plate nesting is not known yet.
+_FAR_LEFT = 16
 
 
 def _is_subsample(site) -> bool:
@@ -46,7 +59,8 @@ def find_subsample_plates(model, model_args, model_kwargs, init_strategy=None) -
         except NotImplementedError:
             if init_strategy is None:
                 raise
-            tr = poutine.trace(InitMessenger(init_strategy)(model)).get_trace(*model_args, **model_kwargs)
+            tr = poutine.trace(InitMessenger(init_strategy)(enumerated(model, _FAR_LEFT))).get_trace(
+                *model_args, **model_kwargs)
     plates = []
     for name, site in tr.nodes.items():
         if site["type"] == "sample" and _is_subsample(site):
@@ -56,33 +70,73 @@ def find_subsample_plates(model, model_args, model_kwargs, init_strategy=None) -
     return plates
 
 
-def latent_sites(model, model_args, model_kwargs, plates, init_strategy) -> dict:
-    """Trace once with fixed indices under ``init_strategy``; return ``{name: site}`` of
-    latent sample sites, rejecting discrete sites and local latents inside a
-    subsampled plate.  The site values are the initial (constrained) values."""
+def plate_nesting(tr) -> int:
+    """The number of nested plates in a trace (as Pyro's ``_guess_max_plate_nesting``)."""
+    dims = [f.dim for site in tr.nodes.values() if site["type"] == "sample"
+            for f in site["cond_indep_stack"] if f.vectorized]
+    return -min(dims) if dims else 0
+
+
+def enumerated(model, max_plate_nesting):
+    """``model`` with its discrete latent sites set to their whole supports, left of the plates."""
+    return poutine.enum(config_enumerate(model), first_available_dim=-1 - max_plate_nesting)
+
+
+def latent_sites(model, model_args, model_kwargs, plates, init_strategy, max_plate_nesting=None):
+    """Trace once with fixed indices under ``init_strategy``; return ``(sites, summed,
+    max_plate_nesting)``: ``{name: site}`` of the continuous latent sample sites (their
+    values the initial, constrained ones), the names of the discrete sites to sum out,
+    and the plate nesting (``max_plate_nesting`` when given, else the model's).
+    Rejects the sites :func:`ppl_kernels.config.check_latent_site` rejects."""
     from pyro.infer.autoguide.initialization import InitMessenger
 
     fixed = poutine.condition(model, data=first_indices(plates))
     sub_names = {p.name for p in plates}
 
     def checked(tr):
-        out = {}
+        out, summed = {}, []
         for name, site in tr.nodes.items():
             if site["type"] != "sample" or site["is_observed"] or _is_subsample(site):
                 continue
+            fn = site["fn"]
             in_plate = next((f.name for f in site["cond_indep_stack"] if f.name in sub_names), None)
-            check_latent_site(name, bool(site["fn"].support.is_discrete), in_plate,
-                              (site.get("infer") or {}).get("enumerate") == "parallel")
-            out[name] = site
-        return out
+            if check_latent_site(name, bool(fn.support.is_discrete), in_plate, (site.get("infer") or {}).get("enumerate"),
+                                 bool(fn.has_enumerate_support)):
+                summed.append(name)
+            else:
+                out[name] = site
+        return out, summed
 
     # Check a plain trace first: Pyro's init strategies reject discrete sites with their own autoguide-worded error.
     # A distribution that cannot be sampled (ImproperUniform) needs the strategy's value: the trace below checks it.
+    nesting = max_plate_nesting
     try:
-        checked(poutine.trace(fixed).get_trace(*model_args, **model_kwargs))
+        tr = poutine.trace(fixed).get_trace(*model_args, **model_kwargs)
+        checked(tr)
+        nesting = plate_nesting(tr) if nesting is None else nesting
     except NotImplementedError:
         pass
-    return checked(poutine.trace(InitMessenger(init_strategy)(fixed)).get_trace(*model_args, **model_kwargs))
+    # Under the enumeration, so that the strategy leaves the summed sites alone (as in Pyro's initialize_model).
+    under_enum = enumerated(fixed, _FAR_LEFT if nesting is None else nesting)
+    tr = poutine.trace(InitMessenger(init_strategy)(under_enum)).get_trace(*model_args, **model_kwargs)
+    sites, summed = checked(tr)
+    return sites, summed, plate_nesting(tr) if nesting is None else nesting
+
+
+class Enumerated(NamedTuple):
+    """A model whose discrete latent sites :func:`log_joint_parts` sums out."""
+
+    model: Callable
+    max_plate_nesting: int
+    scales: dict  # subsampled plate -> N / B
+
+
+def _ordinal(site) -> frozenset:
+    return frozenset(f.name for f in site["cond_indep_stack"] if f.vectorized)
+
+
+_REDUCTIONS = enumeration.Reductions(lambda x, d: torch.logsumexp(x, d, keepdim=True),
+                                     lambda x, d: x.sum(d, keepdim=True))
 
 
 def transforms_of(sites: dict) -> dict:
@@ -108,21 +162,39 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     The log-likelihood is the plate-scaled minibatch estimate (scale N/B); the
     log-prior includes the log-Jacobian of the unconstrained transform (skipped
     for identity transforms, whose log-Jacobian is 0: a saving on every step).
+    For an :class:`Enumerated` model the terms that depend on a discrete site
+    are summed over its values and join the log-likelihood.
     """
+    enum = model if isinstance(model, Enumerated) else None
     moved = [k for k in z if not is_identity(transforms[k])]
     x = dict(z)
     x.update({k: transforms[k].inv(z[k]) for k in moved})
-    tr = poutine.trace(poutine.condition(model, data={**x, **indices})).get_trace(*model_args, **model_kwargs)
+    fn = poutine.condition(model if enum is None else enum.model, data={**x, **indices})
+    if enum is not None:
+        fn = enumerated(fn, enum.max_plate_nesting)
+    tr = poutine.trace(fn).get_trace(*model_args, **model_kwargs)
+    variables = {} if enum is None else enumeration.variables_of(
+        (name, site["infer"]["_enumerate_dim"], _ordinal(site)) for name, site in tr.nodes.items()
+        if site["type"] == "sample" and "_enumerate_dim" in site["infer"])
     log_lik = torch.zeros(())
     log_prior = torch.zeros(())
+    factors, plates = [], {}
     for name, site in tr.nodes.items():
         if site["type"] != "sample" or _is_subsample(site):
             continue
-        lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"]).sum()
+        lp = site["fn"].log_prob(site["value"])
+        if variables and enumeration.depends(lp, variables):
+            plates.update(enumeration.plate_scales(name, site["scale"], [(f.name, f.dim) for f in site["cond_indep_stack"]
+                                                                         if f.vectorized], enum.scales))
+            factors.append(enumeration.Factor(scale_and_mask(lp, 1.0, site["mask"]), _ordinal(site), name))
+            continue
+        lp = scale_and_mask(lp, site["scale"], site["mask"]).sum()
         if name in z:
             log_prior = log_prior + lp
         else:
             log_lik = log_lik + lp
+    if factors:
+        log_lik = log_lik + enumeration.sum_out(factors, variables, plates, _REDUCTIONS)
     for k in moved:
         log_prior = log_prior + transforms[k].inv.log_abs_det_jacobian(z[k], x[k]).sum()
     return log_lik, log_prior
