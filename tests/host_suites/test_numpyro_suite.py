@@ -1,7 +1,8 @@
 """NumPyro's own MCMC test cases with ``SGHMC`` in the place of ``NUTS`` / ``HMC``.
 
 Ported from NumPyro 0.22's ``test/infer/test_mcmc.py`` (one case from
-``test_infer_util.py``): the same models and the same questions, asked of
+``test_infer_util.py``, and the discrete-site cases of ``test/contrib/test_funsor.py``):
+the same models and the same questions, asked of
 ``ppl_kernels.numpyro.SGHMC`` with its defaults (only the model, as ``NUTS(model)``
 is written), so that the drop-in promise cannot quietly regress.  Each test names
 the host case it ports.
@@ -318,10 +319,10 @@ def test_all_deterministic():
 
 
 # -- refusals ------------------------------------------------------------------------------------
-def test_discrete_site_is_refused_naming_it():
-    """Port of ``test_mcmc.py::test_discrete_site_without_infer_enumerate``: NUTS enumerates a
-    discrete latent site (with a FutureWarning); SGHMC cannot move it yet and refuses the model
-    with an error naming the site."""
+def test_discrete_site_without_infer_enumerate():
+    """Port of ``test_mcmc.py::test_discrete_site_without_infer_enumerate``: NUTS sums out an
+    unmarked discrete site (with a FutureWarning); SGHMC sums it out too, and with no
+    continuous site left the run has no draws, as NUTS's has none."""
     import numpyro
     import numpyro.distributions as dist
     from jax import random
@@ -331,8 +332,121 @@ def test_discrete_site_is_refused_naming_it():
     def model():
         numpyro.sample("x", dist.Bernoulli(0.5))
 
-    with pytest.raises(ValueError, match=r"latent site 'x' is discrete"):
-        _mcmc(SGHMC(model), 10, 10).run(random.key(0))
+    mcmc = _mcmc(SGHMC(model), 10, 10)
+    mcmc.run(random.key(0))
+    assert mcmc.get_samples() == {}
+    assert np.asarray(mcmc.get_extra_fields()["diverging"]).shape == (10,)
+
+
+# -- discrete latent sites (NumPyro's test/contrib/test_funsor.py, which NUTS sums out with funsor) ------
+def test_bernoulli_latent_model():
+    """Port of ``test_funsor.py::test_bernoulli_latent_model``: ``y`` and ``z`` local to the data
+    plate, both summed out (without funsor); the host's 500 + 500 draws and tolerance (0.05
+    about the 0.3 that made the data), and the exact posterior mean by quadrature."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from host_suite_helpers import bernoulli_latent_posterior_mean
+    from jax import random
+
+    from ppl_kernels.numpyro import SGHMC
+
+    def model(data):
+        y_prob = numpyro.sample("y_prob", dist.Beta(1.0, 1.0))
+        with numpyro.plate("data", data.shape[0]):
+            y = numpyro.sample("y", dist.Bernoulli(y_prob))
+            z = numpyro.sample("z", dist.Bernoulli(0.65 * y + 0.1))
+            numpyro.sample("obs", dist.Normal(2.0 * z, 1.0), obs=data)
+
+    rng = np.random.default_rng(0)  # the host's data, drawn with numpy (as in the Pyro port)
+    y = rng.random(2000) < 0.3
+    data = 2.0 * (rng.random(2000) < 0.65 * y + 0.1) + rng.standard_normal(2000)
+    mcmc = _mcmc(SGHMC(model), 500, 500)
+    mcmc.run(random.key(3), jnp.asarray(data))
+    p = np.asarray(mcmc.get_samples()["y_prob"], dtype=float)
+    truth = bernoulli_latent_posterior_mean(data, local=True)
+    (mean, zm), = mean_z(p, truth)
+    report("bernoulli_latent_model", mean=mean, exact=truth, z=zm, ess=ess_mean(p))
+    assert abs(mean - 0.3) < 0.05  # the host's tolerance
+    assert zm < Z_MAX
+
+
+def test_gaussian_mixture_model():
+    """Port of ``test_funsor.py::test_gaussian_mixture_model``: the ``assignments`` summed out;
+    the host's 500 + 500 draws and tolerances on the sorted weights (0.05) and means (0.2),
+    and each against its exact posterior mean in the chain's labelling (importance
+    sampling; the labellings are modes of their own, as each component's prior differs)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from host_suite_helpers import mixture_posterior_mean
+    from jax import random
+
+    from ppl_kernels.numpyro import SGHMC
+
+    K, N = 3, 1000
+
+    def gmm(data):
+        mix_proportions = numpyro.sample("phi", dist.Dirichlet(jnp.ones(K)))
+        with numpyro.plate("num_clusters", K, dim=-1):
+            cluster_means = numpyro.sample("cluster_means", dist.Normal(jnp.arange(K), 1.0))
+        with numpyro.plate("data", data.shape[0], dim=-1):
+            assignments = numpyro.sample("assignments", dist.Categorical(mix_proportions))
+            numpyro.sample("obs", dist.Normal(cluster_means[assignments], 1.0), obs=data)
+
+    rng = np.random.default_rng(0)
+    data = np.array([1.0, 5.0, 10.0])[rng.choice(3, N, p=[0.1, 0.3, 0.6])] + rng.standard_normal(N)
+    mcmc = _mcmc(SGHMC(gmm), 500, 500)
+    mcmc.run(random.key(2), jnp.asarray(data))
+    draws = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples().items()}
+    order = np.argsort(draws["cluster_means"].mean(0))
+    truth = mixture_posterior_mean(data, np.arange(float(K))[order])
+    for name, target in (("phi", [0.1, 0.3, 0.6]), ("cluster_means", [1.0, 5.0, 10.0])):
+        v = draws[name][:, order]
+        z = mean_z(v, *truth[name])[:, 1]
+        report(f"gaussian_mixture_model {name}", mean=v.mean(0), exact=truth[name][0], z=z)
+        assert np.allclose(v.mean(0), target, atol=0.05 if name == "phi" else 0.2)  # the host's tolerances
+        assert (z < Z_MAX).all()
+
+
+def test_change_point():
+    """Port of ``test_funsor.py::test_change_point``: a global ``tau`` with 70 values summed
+    out over a Poisson likelihood; the host's draws and tolerances (λ₁ within 1 of 18, λ₂
+    within 1.5 of 22.5), and the exact posterior means (Gamma-conjugate for each ``tau``)."""
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from host_suite_helpers import change_point_posterior_mean
+    from jax import random
+
+    from ppl_kernels.numpyro import SGHMC
+
+    def model(count_data):
+        n_count_data = count_data.shape[0]
+        alpha = 1 / jnp.mean(count_data)
+        lambda_1 = numpyro.sample("lambda_1", dist.Exponential(alpha))
+        lambda_2 = numpyro.sample("lambda_2", dist.Exponential(alpha))
+        tau = numpyro.sample("tau", dist.Categorical(logits=jnp.zeros(70)))  # DiscreteUniform(0, 69)
+        idx = jnp.arange(n_count_data)
+        lambda_ = jnp.where(tau > idx, lambda_1, lambda_2)
+        with numpyro.plate("data", n_count_data):
+            numpyro.sample("obs", dist.Poisson(lambda_), obs=count_data)
+
+    count_data = np.array([
+        13, 24, 8, 24, 7, 35, 14, 11, 15, 11, 22, 22, 11, 57, 11, 19, 29, 6, 19, 12, 22, 12, 18, 72, 32, 9, 7, 13,
+        19, 23, 27, 20, 6, 17, 13, 10, 14, 6, 16, 15, 7, 2, 15, 15, 19, 70, 49, 7, 53, 22, 21, 31, 19, 11, 1, 20, 12,
+        35, 17, 23, 17, 4, 2, 31, 30, 13, 27, 0, 39, 37, 5, 14, 13, 22,
+    ])
+    mcmc = _mcmc(SGHMC(model), 500, 500)
+    mcmc.run(random.key(0), jnp.asarray(count_data))
+    draws = {k: np.asarray(v, dtype=float) for k, v in mcmc.get_samples().items()}
+    assert set(draws) == {"lambda_1", "lambda_2"}
+    truth = change_point_posterior_mean(count_data, 1 / count_data.mean())
+    for name, target, tol in (("lambda_1", 18.0, 1.0), ("lambda_2", 22.5, 1.5)):
+        (mean, z), = mean_z(draws[name], truth[name])
+        report(f"change_point {name}", mean=mean, exact=truth[name], z=z, ess=ess_mean(draws[name]))
+        assert abs(mean - target) < tol  # the host's tolerance
+        assert z < Z_MAX
 
 
 @pytest.mark.parametrize("name, value", [("dense_mass", True), ("dense_mass", [("w",), ("x", "y")]),

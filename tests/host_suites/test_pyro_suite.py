@@ -99,11 +99,22 @@ def test_transforms_and_initial_params_are_used():
     assert abs(math.log(float(s[0]) / 2.0) - 3.0) < 0.35
 
 
-# -- discrete latent sites ---------------------------------------------------------------------------
-def test_bernoulli_latent_model_is_refused_naming_the_site():
-    """Port of ``test_hmc.py::test_bernoulli_latent_model`` (and ``test_nuts.py``'s): NUTS
-    enumerates the discrete sites; SGHMC cannot move them yet and refuses the model at setup
-    with an error that names the first discrete site."""
+# -- discrete latent sites (summed out, as HMC/NUTS sum them) ---------------------------------------
+def _bernoulli_latent_data(n=2000, seed=0):
+    """The hosts' data: ``y ~ Bernoulli(0.3)`` per point, ``z ~ Bernoulli(0.65 y + 0.1)``, ``x ~ N(2z, 1)``
+    (drawn with numpy here, so both ports see the same numbers)."""
+    rng = np.random.default_rng(seed)
+    y = rng.random(n) < 0.3
+    z = rng.random(n) < 0.65 * y + 0.1
+    return 2.0 * z + rng.standard_normal(n)
+
+
+def test_bernoulli_latent_model():
+    """Port of ``test_hmc.py::test_bernoulli_latent_model``: a global discrete ``y``, a local
+    ``z`` given it in the data plate and a ``nuisance`` site, all summed out; the host's 200
+    warmup and 600 draws and its tolerance (0.06 about the 0.3 that made the data), and the
+    exact posterior mean (``y`` summed out: a mixture of two Betas)."""
+    from host_suite_helpers import bernoulli_latent_posterior_mean
 
     def model(data):
         y_prob = pyro.sample("y_prob", dist.Beta(1.0, 1.0))
@@ -113,13 +124,57 @@ def test_bernoulli_latent_model_is_refused_naming_the_site():
             pyro.sample("obs", dist.Normal(2.0 * z, 1.0), obs=data)
         pyro.sample("nuisance", dist.Bernoulli(0.3))
 
-    with pytest.raises(ValueError, match=r"latent site 'y' is discrete"):
-        _run(SGHMC(model, max_plate_nesting=1), torch.randn(20), num_samples=2, warmup_steps=2)
+    data = _bernoulli_latent_data()
+    mcmc = _run(SGHMC(model, max_plate_nesting=1), torch.as_tensor(data, dtype=torch.float32), num_samples=600,
+                warmup_steps=200)
+    draws = mcmc.get_samples()
+    assert set(draws) == {"y_prob"}
+    p = draws["y_prob"].numpy().astype(float)
+    truth = bernoulli_latent_posterior_mean(data, local=False)
+    (mean, zm), = mean_z(p, truth)
+    report("bernoulli_latent_model (hmc)", mean=mean, exact=truth, z=zm, ess=ess_mean(p))
+    assert abs(mean - 0.3) < 0.06  # the host's tolerance
+    assert zm < Z_MAX
 
 
-def test_gaussian_mixture_model_is_refused_naming_the_site():
-    """Port of ``test_nuts.py::test_gaussian_mixture_model``: the discrete ``assignments`` are
-    refused with an error naming them (enumeration is not supported yet)."""
+def test_bernoulli_latent_model_local():
+    """Port of ``test_nuts.py::test_bernoulli_latent_model``: ``y`` and ``z`` both local to the
+    data plate; the host's draws and tolerance (0.05 about 0.3), and the exact posterior
+    mean by quadrature."""
+    from host_suite_helpers import bernoulli_latent_posterior_mean
+
+    def model(data):
+        y_prob = pyro.sample("y_prob", dist.Beta(1.0, 1.0))
+        with pyro.plate("data", data.shape[0]):
+            y = pyro.sample("y", dist.Bernoulli(y_prob))
+            z = pyro.sample("z", dist.Bernoulli(0.65 * y + 0.1))
+            pyro.sample("obs", dist.Normal(2.0 * z, 1.0), obs=data)
+
+    data = _bernoulli_latent_data()
+    mcmc = _run(SGHMC(model, max_plate_nesting=1), torch.as_tensor(data, dtype=torch.float32), num_samples=600,
+                warmup_steps=200)
+    p = mcmc.get_samples()["y_prob"].numpy().astype(float)
+    truth = bernoulli_latent_posterior_mean(data, local=True)
+    (mean, zm), = mean_z(p, truth)
+    report("bernoulli_latent_model (nuts)", mean=mean, exact=truth, z=zm, ess=ess_mean(p))
+    assert abs(mean - 0.3) < 0.05  # the host's tolerance
+    assert zm < Z_MAX
+
+
+def _mixture_data(n=1000, seed=0):
+    rng = np.random.default_rng(seed)
+    k = rng.choice(3, n, p=[0.1, 0.3, 0.6])
+    return np.array([1.0, 5.0, 10.0])[k] + rng.standard_normal(n)
+
+
+def test_gaussian_mixture_model():
+    """Port of ``test_nuts.py::test_gaussian_mixture_model``: the ``assignments`` summed out;
+    the host's tolerances on the sorted mixture weights (0.05) and means (0.2) about the
+    values that made the data, and each against its exact posterior mean (importance
+    sampling) in the chain's labelling: the labellings are modes whose means differ by
+    up to 0.03 (each component's prior pulls on the cluster it took)."""
+    from host_suite_helpers import mixture_posterior_mean
+
     K = 3
 
     def gmm(data):
@@ -130,8 +185,18 @@ def test_gaussian_mixture_model_is_refused_naming_the_site():
             assignments = pyro.sample("assignments", dist.Categorical(mix_proportions))
             pyro.sample("obs", dist.Normal(cluster_means[assignments], 1.0), obs=data)
 
-    with pytest.raises(ValueError, match=r"latent site 'assignments' is discrete"):
-        _run(SGHMC(gmm, max_plate_nesting=1), torch.randn(20), num_samples=2, warmup_steps=2)
+    data = _mixture_data()
+    mcmc = _run(SGHMC(gmm, max_plate_nesting=1), torch.as_tensor(data, dtype=torch.float32), num_samples=300,
+                warmup_steps=300)  # the host's: 100 warmup, 300 draws
+    draws = {k: v.numpy().astype(float) for k, v in mcmc.get_samples().items()}
+    order = np.argsort(draws["cluster_means"].mean(0))  # the chain's labelling, as the host sorts
+    truth = mixture_posterior_mean(data, np.arange(float(K))[order])
+    for name, target in (("phi", [0.1, 0.3, 0.6]), ("cluster_means", [1.0, 5.0, 10.0])):
+        v = draws[name][:, order]
+        z = mean_z(v, *truth[name])[:, 1]
+        report(f"gaussian_mixture_model {name}", mean=v.mean(0), exact=truth[name][0], z=z)
+        assert np.allclose(v.mean(0), target, atol=0.05 if name == "phi" else 0.2)  # the host's tolerances
+        assert (z < Z_MAX).all()
 
 
 # -- statistical cases ------------------------------------------------------------------------------
