@@ -194,3 +194,17 @@ def mixture_posterior_mean(data, prior_locs, num_draws=20000, seed=0):
         mean = w @ v
         out[name] = (mean, np.sqrt(w @ (v - mean) ** 2 * (w * w).sum()))
     return out
+
+
+def check_mixture(draws, data):
+    """The hosts' Gaussian-mixture case (three components, priors N(k, 1)): the host's
+    tolerances on the sorted weights (0.05) and means (0.2) about the values that made the
+    data, and ESS z-scores against the exact posterior means in the chain's labelling."""
+    order = np.argsort(draws["cluster_means"].mean(0))  # the chain's labelling, as the hosts sort
+    truth = mixture_posterior_mean(data, np.arange(3.0)[order])
+    for name, target in (("phi", [0.1, 0.3, 0.6]), ("cluster_means", [1.0, 5.0, 10.0])):
+        v = draws[name][:, order]
+        z = mean_z(v, *truth[name])[:, 1]
+        report(f"gaussian_mixture_model {name}", mean=v.mean(0), exact=truth[name][0], z=z)
+        assert np.allclose(v.mean(0), target, atol=0.05 if name == "phi" else 0.2)  # the hosts' tolerances
+        assert (z < Z_MAX).all()
