@@ -302,3 +302,49 @@ def test_running_average_resumes_exactly(backend, tmp_path, monkeypatch):
         np.testing.assert_array_equal(resumed[v].values, whole.predictive_mean[v].values, err_msg=v)
     with pytest.raises(ValueError, match="predictive_mean differ"):
         store.stream(backend, tmp_path / "cut", resume=True, **dict(opts, predictive_mean=None), **kw)
+
+
+def test_a_numpyro_continuation_compiles_its_loop_once():
+    """A streamed NumPyro run continues its chains chunk after chunk; the sampling loop is
+    compiled for the first continuation only (NumPyro 0.22 without a progress bar compiles
+    it at every run: ``ppl_kernels.numpyro.host._shared_jit_wrappers``).  The draws are the
+    same as without the sharing."""
+    import jax
+    from jax import monitoring
+    from numpyro.infer import MCMC
+
+    from ppl_kernels.numpyro import SGHMC, host
+
+    args = (as_array("numpyro", conjugate_data(200)), 0.0, 1.0, 2.0, 25)
+    kernel = SGHMC(conjugate_model("numpyro"), **KERNEL)
+    first = MCMC(kernel, num_warmup=20, num_samples=15, progress_bar=False)
+    first.run(jax.random.PRNGKey(0), *args)
+    start = host.last_states(first)  # (the continuations below run on first itself)
+    compiles = []
+
+    def listen(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        mcmc, states, draws, compiled = first, start, [], []
+        for _ in range(3):
+            before = len(compiles)
+            mcmc = host.continue_run(kernel, states, num_warmup=20, num_samples=15, num_chains=1,
+                                     chain_method="sequential", progress_bar=False, model_args=args, model_kwargs={},
+                                     mcmc=mcmc)
+            draws.append(np.asarray(mcmc.get_samples()["theta"]))
+            compiled.append(len(compiles) - before)
+            states = host.last_states(mcmc)
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert compiled[0] > 0 and compiled[1:] == [0, 0], compiled
+    # the same chains as continuations on fresh MCMC objects (whose loops compile anew)
+    states, plain = start, []
+    for _ in range(3):
+        mcmc = host.continue_run(kernel, states, num_warmup=20, num_samples=15, num_chains=1,
+                                 chain_method="sequential", progress_bar=False, model_args=args, model_kwargs={})
+        plain.append(np.asarray(mcmc.get_samples()["theta"]))
+        states = host.last_states(mcmc)
+    np.testing.assert_array_equal(np.concatenate(draws), np.concatenate(plain))

@@ -8,7 +8,10 @@ through these functions, so no other module knows a host's ``MCMC`` internals.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections import OrderedDict
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -106,9 +109,48 @@ def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_m
         mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples, num_chains=num_chains,
                     chain_method=chain_method, progress_bar=progress_bar)
     mcmc.post_warmup_state = states
-    mcmc.run(states.rng_key, *model_args, **model_kwargs)
+    with _shared_jit_wrappers():
+        mcmc.run(states.rng_key, *model_args, **model_kwargs)
     jax.effects_barrier()
     return mcmc
+
+
+# (function, options) -> its jit wrapper, for the last few functions: NumPyro keeps as many of its own.
+_JIT_WRAPPERS: OrderedDict = OrderedDict()
+
+
+@contextlib.contextmanager
+def _shared_jit_wrappers(size: int = 8):
+    """While a continuation runs, one jit wrapper per function and options.
+
+    NumPyro 0.22's ``fori_collect`` without a progress bar wraps its (cached) loop body in
+    a fresh ``jit`` at every run and passes that wrapper to the compiled loop as a static
+    argument; wrappers compare by identity, so every ``MCMC.run`` compiled the sampling
+    loop anew (about 1 s a chunk here, the cost of each streamed chunk).  NumPyro wraps
+    through ``numpyro.util.maybe_jit``, looked up at each call, which this shares.
+    """
+    import numpyro.util
+
+    original = numpyro.util.maybe_jit
+
+    def shared(fn, *args, **kwargs):
+        key = (fn, args, tuple(sorted(kwargs.items())))
+        try:
+            wrapper = _JIT_WRAPPERS.pop(key)
+        except TypeError:  # unhashable options: as NumPyro would
+            return original(fn, *args, **kwargs)
+        except KeyError:
+            wrapper = original(fn, *args, **kwargs)
+        _JIT_WRAPPERS[key] = wrapper
+        while len(_JIT_WRAPPERS) > size:
+            _JIT_WRAPPERS.popitem(last=False)
+        return wrapper
+
+    numpyro.util.maybe_jit = shared
+    try:
+        yield
+    finally:
+        numpyro.util.maybe_jit = original
 
 
 # -- pointwise evaluation at posterior draws -------------------------------------------------------
