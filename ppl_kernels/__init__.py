@@ -14,7 +14,7 @@ neither PyTorch nor JAX::
 from importlib import import_module
 
 from . import schedules
-from .config import FrozenChainWarning, Minibatches, SGHMCConfig, TemperatureWarning
+from .config import FrozenChainWarning, Minibatches, SGHMCConfig, SlowMixingWarning, TemperatureWarning
 
 __version__ = "0.1.0"
 
@@ -28,7 +28,8 @@ _LAZY = {
     "open_store": "ppl_kernels.store",
 }
 
-__all__ = ["schedules", "SGHMCConfig", "Minibatches", "FrozenChainWarning", "TemperatureWarning", *_LAZY, "__version__"]
+__all__ = ["schedules", "SGHMCConfig", "Minibatches", "FrozenChainWarning", "SlowMixingWarning", "TemperatureWarning",
+           *_LAZY, "__version__"]
 
 
 def __getattr__(name):

@@ -63,6 +63,10 @@ __all__ = [
     "kinetic_after_sample",
     "kinetic_found",
     "warn_kinetic",
+    "SLOW_DRAW",
+    "draw_time",
+    "slow_now",
+    "warn_slow",
     "update",
 ]
 
@@ -426,6 +430,46 @@ def kinetic_warning(kinetic, expected, dim: int, *, level_z: float = 3.0):
     if abs(mean - 1.0) <= level_z * se + HEATING_TOLERANCE:
         return None
     return kinetic_message(mean, se, dim)
+
+
+#: The least time, in the posterior's own unit (unit-frequency coordinates), a sampling draw
+#: should cover: below it a chain needs more than ``1 / SLOW_DRAW`` draws to move one
+#: posterior scale, and the kernels warn at the first sampling draw.  The nominal step
+#: covers ``WHITENED_STEP · num_steps`` (2.5 with the defaults).
+SLOW_DRAW = 0.5
+
+
+def draw_time(cfg, step_size):
+    """The time a draw of ``num_steps`` steps of ``step_size`` covers in the posterior's own
+    unit, once the warmup has set the mass to the curvature (a coordinate's frequency is
+    then ``1/√α``)."""
+    return step_size * cfg.num_steps / cfg.boost**0.5
+
+
+def slow_now(cfg, num_warmup: int, step_size, sampling_count):
+    """Whether the kernels warn (:func:`warn_slow`) after a kept sample: the first sampling
+    draw (``sampling_count`` 1) of a run whose warmup adapted the step and the mass, when a
+    draw covers less than :data:`SLOW_DRAW`.  Python numbers or backend arrays alike."""
+    watched = bool(cfg.adapt_step_size and cfg.adapt_mass_matrix and num_warmup > 0)
+    return (sampling_count == 1) & (draw_time(cfg, step_size) < SLOW_DRAW) & watched
+
+
+def warn_slow(cfg, step_size: float, chain=None) -> None:
+    """The warning of :func:`slow_now` (:class:`~ppl_kernels.config.SlowMixingWarning`)."""
+    import math
+    import warnings
+
+    from .config import SlowMixingWarning
+
+    unit = step_size / cfg.boost**0.5
+    time = draw_time(cfg, step_size)
+    who = "a chain" if chain is None else f"chain {chain}"
+    warnings.warn(
+        f"{who}: the warmup adapted the step to {step_size:.3g}, {unit:.2g} of the posterior's own time unit, so a draw "
+        f"of num_steps={cfg.num_steps} covers {time:.2g} of it and the chain needs about {max(1, round(1 / time))} draws to "
+        "move one posterior scale: expect a small ESS for the draws asked.  The step is what the minibatch-gradient noise "
+        f"(or the curvature) allows; raise num_steps (about {math.ceil(1 / unit)} for one unit a draw) or thinning, or "
+        "the plate's subsample_size", SlowMixingWarning, stacklevel=2)
 
 
 def refreshes(plan: AdaptPlan, k):

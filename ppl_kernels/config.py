@@ -419,6 +419,11 @@ class TemperatureWarning(RuntimeWarning):
     not sample the temperature that was asked for."""
 
 
+class SlowMixingWarning(RuntimeWarning):
+    """The adapted step makes a sampling draw cover a small part of the posterior's own time
+    scale: the chain mixes slowly, and a run of the planned length has a small ESS."""
+
+
 class FrozenChainWarning(RuntimeWarning):
     """A chain diverged on :data:`FROZEN_RUN` kept draws in a row: it stands still, and a
     summary of it would show a zero-width interval."""

@@ -123,7 +123,7 @@ class SGHMC(KernelArguments, MCMCKernel):
         else:
             state = init_fn(init_params, rng_key)
         self._check_start(state)
-        self._sample_fn = _warning_while_running(sample_fn, num_warmup, self.config.thinning, static.layout.size)
+        self._sample_fn = _warning_while_running(sample_fn, num_warmup, self.config, static.layout.size)
         if self.model is not None:
             self._postprocess = self._make_postprocess()
         return state
@@ -186,16 +186,17 @@ class SGHMC(KernelArguments, MCMCKernel):
         return d
 
 
-def _warning_while_running(sample_fn, num_warmup, thinning, dim):
+def _warning_while_running(sample_fn, num_warmup, cfg, dim):
     """``sample_fn`` that also warns when a chain freezes
-    (:func:`ppl_kernels.config.warn_frozen_chain`) and when the kinetic-temperature check
-    finds a miss (:func:`ppl_kernels.adaptation.warn_kinetic`).  The host call sits behind
+    (:func:`ppl_kernels.config.warn_frozen_chain`), when the kinetic-temperature check
+    finds a miss (:func:`ppl_kernels.adaptation.warn_kinetic`) and when the adapted step
+    mixes slowly (:func:`ppl_kernels.adaptation.warn_slow`).  The host call sits behind
     a ``cond`` on all chains at once: kept outside the kernel's own ``vmap`` its predicate
     is a scalar, so the call (about 0.1 ms) is made only when a chain has something to
     report, not at every draw."""
 
-    def report(frozen, hot, step_size, draw, sums):
-        frozen, hot, step_size, draw = (np.asarray(v) for v in (frozen, hot, step_size, draw))
+    def report(frozen, hot, slow, step_size, draw, sums):
+        frozen, hot, slow, step_size, draw = (np.asarray(v) for v in (frozen, hot, slow, step_size, draw))
         sums = np.stack([np.asarray(v) for v in sums], -1)
         single = frozen.ndim == 0
         for c in range(1 if single else frozen.shape[0]):
@@ -205,14 +206,17 @@ def _warning_while_running(sample_fn, num_warmup, thinning, dim):
                 warn_frozen_chain(int(draw[at]), float(step_size[at]), chain=chain)
             if hot[at]:
                 adaptation.warn_kinetic(sums[at], int(draw[at]) + 1 - num_warmup, dim, chain=chain)
+            if slow[at]:
+                adaptation.warn_slow(cfg, float(step_size[at]), chain=chain)
 
     def sample(state, model_args, model_kwargs):
         new = sample_fn(state, model_args, model_kwargs)
-        kept = new.i // thinning
+        kept = new.i // cfg.thinning
         frozen = frozen_now(new.divergence_run, kept - num_warmup)
         hot = adaptation.kinetic_found(state.kinetic_check, new.kinetic_check)
-        jax.lax.cond(jax.numpy.any(frozen | hot),
-                     lambda: jax.debug.callback(report, frozen, hot, new.step_size, kept - 1, new.kinetic_check),
+        slow = adaptation.slow_now(cfg, num_warmup, new.step_size, kept - num_warmup) & (dim > 0)
+        jax.lax.cond(jax.numpy.any(frozen | hot | slow),
+                     lambda: jax.debug.callback(report, frozen, hot, slow, new.step_size, kept - 1, new.kinetic_check),
                      lambda: None)
         return new
 

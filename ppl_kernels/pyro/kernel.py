@@ -222,6 +222,9 @@ class SGHMC(KernelArguments, MCMCKernel):
             warn_frozen_chain(kept - 1, state.step_size)
         if adaptation.kinetic_found(before, state.kinetic_check):
             adaptation.warn_kinetic(state.kinetic_check, kept - self.static.num_warmup, self.static.layout.size)
+        if self.static.layout.size and adaptation.slow_now(self.config, self.static.num_warmup, float(state.step_size),
+                                                           kept - self.static.num_warmup):
+            adaptation.warn_slow(self.config, float(state.step_size))
         return state.z
 
     def logging(self):
