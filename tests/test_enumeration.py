@@ -240,7 +240,7 @@ def test_defaults_sample_the_bernoulli_latent_posterior(backend):
     assert 0.2 < w1 < 0.8, "both values of y should carry weight"
     mean = w1 * 2 / 3 + (1 - w1) / 3
     var = w1 * 0.5 + (1 - w1) / 6 - mean**2
-    draws = _run(backend, _bernoulli_latent_model(backend), (data,), num_warmup=400, num_samples=2000)
+    draws = _run(backend, _bernoulli_latent_model(backend), (data,), num_warmup=400, num_samples=1000)
     assert set(draws) == {"y_prob"}  # the summed-out sites are not draws, as with NUTS
     m, se = mc_mean(draws["y_prob"])
     v, se_v = mc_var(draws["y_prob"])
@@ -279,7 +279,7 @@ def test_defaults_sample_a_subsampled_mixture(backend):
     k = rng.random(200) < 0.4
     data = np.where(k, 2.0, -2.0) + rng.standard_normal(200)
     truth = _grid_posterior(data)
-    draws = _run(backend, _mixture(backend, 200, 20), (data,), num_warmup=500, num_samples=2000, at_median=True)
+    draws = _run(backend, _mixture(backend, 200, 20), (data,), num_warmup=500, num_samples=1000, at_median=True)
     for name, (mean, var) in truth.items():
         m, se = mc_mean(draws[name])
         v, se_v = mc_var(draws[name])
