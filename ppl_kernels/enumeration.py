@@ -33,7 +33,7 @@ import operator
 from collections import defaultdict
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["Factor", "Reductions", "sum_out", "variables_of", "depends", "plate_scales", "enumeration_error"]
+__all__ = ["Factor", "Reductions", "sum_out", "variables_of", "varies", "depends", "plate_scales", "enumeration_error"]
 
 
 class Factor(NamedTuple):
@@ -56,7 +56,8 @@ def enumeration_error(site: str, why: str) -> ValueError:
     return ValueError(f"cannot sum out the discrete latent site {site!r}: {why}")
 
 
-def _depends(x, dim: int) -> bool:
+def varies(x, dim: int) -> bool:
+    """Whether array ``x`` varies along the (negative) ``dim``."""
     return x.ndim >= -dim and x.shape[dim] > 1
 
 
@@ -75,7 +76,7 @@ def variables_of(sites) -> dict:
 
 def depends(log_density, variables: dict) -> bool:
     """Whether a site's log density varies along an enumeration dim of ``variables``."""
-    return any(_depends(log_density, dim) for dim in variables)
+    return any(varies(log_density, dim) for dim in variables)
 
 
 def plate_scales(site: str, scale, frames, scales: dict) -> dict:
@@ -128,9 +129,9 @@ def sum_out(factors: list[Factor], variables: dict, plates: dict, ops: Reduction
         here = pending.pop(ordinal)
         x = functools.reduce(operator.add, [f.log_density for f in here])
         for dim, (_, home) in sorted(variables.items()):
-            if home == ordinal and _depends(x, dim):
+            if home == ordinal and varies(x, dim):
                 x = ops.logsumexp(x, dim)
-        left = [dim for dim in variables if _depends(x, dim)]
+        left = [dim for dim in variables if varies(x, dim)]
         target = frozenset().union(*(variables[d][1] for d in left))
         if left and (target == ordinal or not target <= ordinal):
             names = sorted({variables[d][0] for d in left})

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .enumeration import varies
+
 __all__ = ["Site", "site_info", "site_kind", "site_outputs", "output_axis", "is_factor", "to_numpy", "shared_summed_site",
            "summed_log_prob", "summed_outputs"]
 
@@ -98,13 +100,9 @@ def _summed_parents(nodes, name):
     """The enumerated sites that the log density of ``nodes[name]`` depends on, with theirs."""
     enumerated = {s["infer"]["_enumerate_dim"]: n for n, s in nodes.items()
                   if s["type"] == "sample" and "_enumerate_dim" in (s.get("infer") or {})}
-
-    def depends(x, dim):
-        return x.ndim >= -dim and x.shape[dim] > 1
-
     site = nodes[name]
     lp = site["fn"].log_prob(site["value"])
-    todo = [n for d, n in enumerated.items() if depends(lp, d) and n != name]
+    todo = [n for d, n in enumerated.items() if varies(lp, d) and n != name]
     found = {}
     while todo:
         n = todo.pop()
@@ -112,7 +110,7 @@ def _summed_parents(nodes, name):
             continue
         s = nodes[n]
         found[n] = s["fn"].log_prob(s["value"])
-        todo += [m for d, m in enumerated.items() if depends(found[n], d) and m not in found and m != name]
+        todo += [m for d, m in enumerated.items() if varies(found[n], d) and m not in found and m != name]
     return lp, found, enumerated
 
 
