@@ -611,8 +611,10 @@ _CLASS_DOC = """Tempered, norm-adjusting stochastic-gradient HMC for {host}.
         dr = (-\\nabla \\tilde U(\\theta) - C' M'^{{-1}} r)\\,dt + \\mathcal N(0, 2 C' T\\,dt),
 
     whose stationary law is :math:`\\propto \\exp(-U(\\theta)/T)`
-    (``docs/theory.rst``).  The kernel is a thin shell over the pure functions
-    of :mod:`{package}.integrator`.
+    (``docs/theory.rst``).  Discrete latent sites with a finite support are
+    summed out of the potential, as NUTS sums them, also inside a subsampled
+    plate (:mod:`ppl_kernels.enumeration`).  The kernel is a thin shell over the
+    pure functions of :mod:`{package}.integrator`.
 
     Parameters
     ----------
