@@ -64,6 +64,8 @@ __all__ = [
     "kinetic_found",
     "warn_kinetic",
     "SLOW_DRAW",
+    "MAX_STEPS",
+    "steps_per_draw",
     "draw_time",
     "slow_now",
     "warn_slow",
@@ -439,19 +441,33 @@ def kinetic_warning(kinetic, expected, dim: int, *, level_z: float = 3.0):
 SLOW_DRAW = 0.5
 
 
-def draw_time(cfg, step_size):
-    """The time a draw of ``num_steps`` steps of ``step_size`` covers in the posterior's own
-    unit, once the warmup has set the mass to the curvature (a coordinate's frequency is
-    then ``1/√α``)."""
-    return step_size * cfg.num_steps / cfg.boost**0.5
+#: The most integrator steps a draw takes with ``trajectory_length`` (as NUTS's 2¹⁰ leapfrog steps).
+MAX_STEPS = 1024
 
 
-def slow_now(cfg, num_warmup: int, step_size, sampling_count):
+def steps_per_draw(cfg, xp, step_size):
+    """The draw's integrator steps: ``num_steps``, or with ``trajectory_length`` the
+    ``⌈trajectory_length / ε⌉`` steps (1 to :data:`MAX_STEPS`) of the draw's step ε
+    (a Python int, or a backend integer under a trace)."""
+    if cfg.trajectory_length is None:
+        return cfg.num_steps
+    n = xp.ceil(cfg.trajectory_length / step_size)
+    return xp.clip(n, 1, MAX_STEPS)
+
+
+def draw_time(cfg, step_size, xp=np):
+    """The time a draw of :func:`steps_per_draw` steps of ``step_size`` covers in the
+    posterior's own unit, once the warmup has set the mass to the curvature (a
+    coordinate's frequency is then ``1/√α``)."""
+    return step_size * steps_per_draw(cfg, xp, step_size) / cfg.boost**0.5
+
+
+def slow_now(cfg, num_warmup: int, step_size, sampling_count, xp=np):
     """Whether the kernels warn (:func:`warn_slow`) after a kept sample: the first sampling
     draw (``sampling_count`` 1) of a run whose warmup adapted the step and the mass, when a
     draw covers less than :data:`SLOW_DRAW`.  Python numbers or backend arrays alike."""
     watched = bool(cfg.adapt_step_size and cfg.adapt_mass_matrix and num_warmup > 0)
-    return (sampling_count == 1) & (draw_time(cfg, step_size) < SLOW_DRAW) & watched
+    return (sampling_count == 1) & (draw_time(cfg, step_size, xp) < SLOW_DRAW) & watched
 
 
 def warn_slow(cfg, step_size: float, chain=None) -> None:
@@ -462,14 +478,16 @@ def warn_slow(cfg, step_size: float, chain=None) -> None:
     from .config import SlowMixingWarning
 
     unit = step_size / cfg.boost**0.5
-    time = draw_time(cfg, step_size)
+    time = float(draw_time(cfg, step_size))
     who = "a chain" if chain is None else f"chain {chain}"
+    steps = int(steps_per_draw(cfg, np, step_size))
     warnings.warn(
         f"{who}: the warmup adapted the step to {step_size:.3g}, {unit:.2g} of the posterior's own time unit, so a draw "
-        f"of num_steps={cfg.num_steps} covers {time:.2g} of it and the chain needs about {max(1, round(1 / time))} draws to "
+        f"of {steps} steps covers {time:.2g} of it and the chain needs about {max(1, round(1 / time))} draws to "
         "move one posterior scale: expect a small ESS for the draws asked.  The step is what the minibatch-gradient noise "
-        f"(or the curvature) allows; raise num_steps (about {math.ceil(1 / unit)} for one unit a draw) or thinning, or "
-        "the plate's subsample_size", SlowMixingWarning, stacklevel=2)
+        f"(or the curvature) allows; raise num_steps (about {math.ceil(1 / unit)} for one unit a draw), or give "
+        f"trajectory_length={cfg.boost**0.5:.3g} (the steps a draw takes follow the step), or raise the plate's "
+        "subsample_size", SlowMixingWarning, stacklevel=2)
 
 
 def refreshes(plan: AdaptPlan, k):

@@ -248,6 +248,7 @@ class SGHMCConfig:
     adapt_step_size: bool = True
     adapt_mass_matrix: bool = True
     integrator: str = "euler"
+    trajectory_length: Any = None
 
     def __post_init__(self):
         def set_(name, value):  # the dataclass is frozen
@@ -255,6 +256,8 @@ class SGHMCConfig:
 
         set_("step_size", _schedule("step_size", self.step_size, strict=True))
         set_("num_steps", positive_int("num_steps", self.num_steps))
+        if self.trajectory_length is not None:
+            set_("trajectory_length", _positive("trajectory_length", self.trajectory_length))
         set_("thinning", positive_int("thinning", self.thinning))
         t = _real("temperature", self.temperature)
         if t < 0:
@@ -540,7 +543,15 @@ _PARAMETERS_DOC = """\
         the step of the warmup's first draws, which the warmup then replaces
         by its adapted value (a schedule keeps its shape and is rescaled).
     num_steps : int
-        Integrator steps per draw.
+        Integrator steps per draw (without ``trajectory_length``).
+    trajectory_length : float, optional
+        As for :class:`{hmc}`: the length ``ε · n`` of a draw's trajectory, so
+        that a draw takes ``n = ⌈trajectory_length / ε⌉`` steps of the step ε it
+        runs with (at most ``adaptation.MAX_STEPS``), whatever the warmup makes
+        of ε.  With the adapted mass the posterior's own time unit is
+        ``√boost``: ``trajectory_length=1`` moves a chain about one posterior
+        scale a draw, also where the minibatch noise keeps the step small.
+        ``None`` (the default): ``num_steps`` steps a draw.
     temperature : float
         T ≥ 0; the target is ``exp(-U / T)``.  ``T = 0`` is SGD with momentum.
     tempering : {{"posterior", "likelihood"}}
@@ -648,7 +659,6 @@ HOST_ALTERNATIVES = {
                           "curvature and the gradient noise",
     "find_heuristic_step_size": "the warmup (adapt_step_size=True) sets the step from the curvature and the "
                                 "gradient noise",
-    "trajectory_length": "give num_steps (integrator steps per draw) and step_size",
     "max_tree_depth": "SGHMC builds no tree: num_steps sets the integrator steps per draw",
     "kinetic_fn": "SGHMC's kinetic energy is the Gaussian one of mass=",
 }
@@ -687,6 +697,7 @@ class KernelArguments:
         adapt_step_size=True,
         adapt_mass_matrix=True,
         integrator="euler",
+        trajectory_length=None,
         init_strategy=None,
         minibatches=None,
         **host_options,
@@ -705,6 +716,7 @@ class KernelArguments:
             mass=mass, friction=friction, boost=boost, friction_scale=friction_scale,
             resample_scale=resample_scale, explore_noise=explore_noise, thinning=thinning,
             adapt_step_size=adapt_step_size, adapt_mass_matrix=adapt_mass_matrix, integrator=integrator,
+            trajectory_length=trajectory_length,
         )
         if potential_fn is not None and self.config.tempering == "likelihood":
             raise ValueError("tempering='likelihood' needs a model (a potential_fn has no separate likelihood)")

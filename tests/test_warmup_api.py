@@ -238,6 +238,7 @@ def test_a_slowly_mixing_step_warns_at_the_first_sampling_draw(backend):
     assert len(messages) == len(chains), messages
     for who, message in zip(chains, messages):
         assert message.startswith(f"{who}: the warmup adapted the step to ") and "expect a small ESS" in message
+        assert "or give trajectory_length=1 " in message
     suggested = int(re.search(r"raise num_steps \(about (\d+) for one unit a draw\)", messages[0]).group(1))
     assert 40 < suggested < 120, suggested
     assert issubclass(SlowMixingWarning, RuntimeWarning)

@@ -236,10 +236,21 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
             renew, model_args, model_kwargs)
         return (z, r, grad, rate, u, lp, counters), None
 
-    renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps) if noise.renew is None else noise.renew
-    xs = (random.split(key_loop, cfg.num_steps), noise.steps, renew)
     init = (z0, r, g0, state.friction_rate, state.potential_energy, state.lp, counters)
-    (z, r, grad, rate, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
+    if cfg.trajectory_length is None:
+        renew = epochs.renew_draws(static.plates, key_b, cfg.num_steps) if noise.renew is None else noise.renew
+        xs = (random.split(key_loop, cfg.num_steps), noise.steps, renew)
+        (z, r, grad, rate, u, lp, counters), _ = lax.scan(step, init, xs, length=cfg.num_steps)
+    else:  # as many steps as trajectory_length takes at this draw's step: a loop of traced length
+        if noise.steps is not None or noise.renew is not None:
+            raise ValueError("given per-step noise needs a fixed num_steps (trajectory_length=None)")
+
+        def one(j, carry):
+            renew_j = jax.tree.map(lambda a: a[0], epochs.renew_draws(static.plates, random.fold_in(key_b, j), 1))
+            return step(carry, (random.fold_in(key_loop, j), None, renew_j))[0]
+
+        n = adaptation.steps_per_draw(cfg, jnp, eps).astype(jnp.int32)
+        z, r, grad, rate, u, lp, counters = lax.fori_loop(0, n, one, init)
     diverging = ~_finite(z, r, u, rate)
     if adaptation.adapts(plan):
         energy0 = state.potential_energy + 0.5 * (inv_mass * r0 * r0).sum()

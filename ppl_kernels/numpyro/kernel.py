@@ -214,7 +214,7 @@ def _warning_while_running(sample_fn, num_warmup, cfg, dim):
         kept = new.i // cfg.thinning
         frozen = frozen_now(new.divergence_run, kept - num_warmup)
         hot = adaptation.kinetic_found(state.kinetic_check, new.kinetic_check)
-        slow = adaptation.slow_now(cfg, num_warmup, new.step_size, kept - num_warmup) & (dim > 0)
+        slow = adaptation.slow_now(cfg, num_warmup, new.step_size, kept - num_warmup, jax.numpy) & (dim > 0)
         jax.lax.cond(jax.numpy.any(frozen | hot | slow),
                      lambda: jax.debug.callback(report, frozen, hot, slow, new.step_size, kept - 1, new.kinetic_check),
                      lambda: None)

@@ -281,9 +281,10 @@ def sghmc_draw(static: Static, state: SGHMCState, model_args=(), model_kwargs=No
         r = dynamics.fresh_momentum(cfg.integrator, dynamics.resampled_momentum(xi, scale, mass), g0, eps)
     r0 = r
     bases, counters = epochs.split(state.epochs)
-    renew = epochs.renew_draws(static.plates, g, cfg.num_steps) if noise.renew is None else noise.renew
+    n = int(adaptation.steps_per_draw(cfg, np, float(eps)))  # num_steps, or those trajectory_length takes
+    renew = epochs.renew_draws(static.plates, g, n) if noise.renew is None else noise.renew
     z, grad, rate, u, lp = z0, g0, state.friction_rate, state.potential_energy, state.lp
-    for j in range(cfg.num_steps):
+    for j in range(n):
         if noise.steps is None:
             xi = _normal(g, r) if cfg.injects_noise else 0.0
         else:
