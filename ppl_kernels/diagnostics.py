@@ -406,6 +406,9 @@ def record_steps(
     integrator = dict(kernel_kwargs or {}).get("integrator", "euler")
     if integrator != "euler":  # the relations below are the drift-kick scheme's
         raise ValueError(f"record_steps records the integrator='euler' relations, got integrator={integrator!r}")
+    if dict(kernel_kwargs or {}).get("trajectory_length") is not None:  # the record's layout is num_steps a draw
+        raise ValueError("record_steps records num_steps steps a draw; give num_steps, not trajectory_length="
+                         f"{kernel_kwargs['trajectory_length']!r}")
     cfg, recs, sizes = host.record_steps(
         model=model, potential_fn=potential_fn, model_args=tuple(model_args), model_kwargs=dict(model_kwargs or {}),
         init_params=init_params, kernel_kwargs=dict(kernel_kwargs or {}), num_draws=num_draws, seed=seed,
