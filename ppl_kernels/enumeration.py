@@ -33,7 +33,21 @@ import operator
 from collections import defaultdict
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["Factor", "Reductions", "sum_out", "variables_of", "varies", "depends", "plate_scales", "enumeration_error"]
+__all__ = ["Enumerated", "Factor", "Reductions", "sum_out", "ordinal", "variables_in", "varies", "depends", "plate_scales",
+           "enumeration_error"]
+
+
+class Enumerated(NamedTuple):
+    """A model whose discrete latent sites both backends' ``model.log_joint_parts`` sum out."""
+
+    model: Callable
+    max_plate_nesting: int
+    scales: dict  # subsampled plate -> N / B
+
+    @classmethod
+    def over(cls, model, max_plate_nesting: int, plates) -> "Enumerated":
+        """``model`` with the scales of its subsampled ``plates``."""
+        return cls(model, max_plate_nesting, {p.name: p.size / p.subsample_size for p in plates})
 
 
 class Factor(NamedTuple):
@@ -61,16 +75,29 @@ def varies(x, dim: int) -> bool:
     return x.ndim >= -dim and x.shape[dim] > 1
 
 
-def variables_of(sites) -> dict:
-    """``{dim: (site, ordinal)}`` from ``(site, dim, ordinal)`` of the enumerated sites; two
-    sites on one dim (``pyro.markov`` recycles dims along a chain) are refused: their
-    elimination would need the chain's order."""
+def _frames(site):
+    """A traced site's vectorised plates (NumPyro's frames are all vectorised)."""
+    return [f for f in site["cond_indep_stack"] if getattr(f, "vectorized", True)]
+
+
+def ordinal(site) -> frozenset:
+    """The names of the (vectorised) plates a traced site lies in."""
+    return frozenset(f.name for f in _frames(site))
+
+
+def variables_in(nodes) -> dict:
+    """``{dim: (site, ordinal)}`` of the enumerated sites of a trace (``{name: site}``, both
+    hosts' layout); two sites on one dim (``pyro.markov`` recycles dims along a chain) are
+    refused: their elimination would need the chain's order."""
     out = {}
-    for name, dim, ordinal in sites:
+    for name, site in nodes.items():
+        if site["type"] != "sample" or "_enumerate_dim" not in (site.get("infer") or {}):
+            continue
+        dim = site["infer"]["_enumerate_dim"]
         if dim in out:
             raise enumeration_error(name, f"it shares its enumeration dim {dim} with {out[dim][0]!r} (a markov "
                                     "context recycles dims); sum a Markov chain with its forward algorithm instead")
-        out[dim] = (name, ordinal)
+        out[dim] = (name, ordinal(site))
     return out
 
 
@@ -79,16 +106,17 @@ def depends(log_density, variables: dict) -> bool:
     return any(varies(log_density, dim) for dim in variables)
 
 
-def plate_scales(site: str, scale, frames, scales: dict) -> dict:
-    """``{plate: (dim, scale)}`` of a factor's plates (``frames``: its plates' ``(name,
-    dim)``), checking that the site's own scale is the product of its subsampled plates'
-    scales: any other scale (``poutine.scale``) has no place inside a sum over values."""
-    out = {name: (dim, scales.get(name, 1.0)) for name, dim in frames}
+def plate_scales(name: str, site, scales: dict) -> dict:
+    """``{plate: (dim, scale)}`` of the plates of the traced site ``name``, checking that the
+    site's own scale is the product of its subsampled plates' scales: any other scale
+    (``poutine.scale``) has no place inside a sum over values."""
+    scale = site["scale"]
+    out = {f.name: (f.dim, scales.get(f.name, 1.0)) for f in _frames(site)}
     expected = 1.0
     for _, s in out.values():
         expected *= s
     if abs(float(1.0 if scale is None else scale) - expected) > 1e-9 * expected:
-        raise enumeration_error(site, f"the site's log density is scaled by {float(scale)!r}, not by its subsampled plates' "
+        raise enumeration_error(name, f"the site's log density is scaled by {float(scale)!r}, not by its subsampled plates' "
                                 f"N/B = {expected!r}; a scale inside the sum over the discrete values is not supported")
     return out
 

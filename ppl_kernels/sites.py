@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .enumeration import varies
+from .enumeration import variables_in, varies
 
 __all__ = ["Site", "site_info", "site_kind", "site_outputs", "output_axis", "is_factor", "to_numpy", "shared_summed_site",
            "summed_log_prob", "summed_outputs"]
@@ -98,8 +98,7 @@ def output_axis(site: Site, what: str) -> int:
 # -- observed sites of a model whose discrete sites are summed out -------------------------------------
 def _summed_parents(nodes, name):
     """The enumerated sites that the log density of ``nodes[name]`` depends on, with theirs."""
-    enumerated = {s["infer"]["_enumerate_dim"]: n for n, s in nodes.items()
-                  if s["type"] == "sample" and "_enumerate_dim" in (s.get("infer") or {})}
+    enumerated = {dim: n for dim, (n, _) in variables_in(nodes).items()}
     site = nodes[name]
     lp = site["fn"].log_prob(site["value"])
     todo = [n for d, n in enumerated.items() if varies(lp, d) and n != name]

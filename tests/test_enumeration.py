@@ -17,6 +17,8 @@ import scipy.special
 import scipy.stats
 from targets import as_array, mc_mean, mc_var, z_score
 
+from ppl_kernels.enumeration import Enumerated
+
 Z_MAX = 4.5
 
 
@@ -34,7 +36,7 @@ def _parts(backend, model, args, values, indices=None):
     plates = m.find_subsample_plates(model, args, {})
     sites, summed, nesting = m.latent_sites(model, args, {}, plates, init)
     assert summed, "the model should have sites to sum out"
-    target = m.Enumerated(model, nesting, {p.name: p.size / p.subsample_size for p in plates})
+    target = Enumerated.over(model, nesting, plates)
     transforms = m.transforms_of(sites)
     z = {k: transforms[k](as_array(backend, v)) for k, v in values.items()}
     idx = {} if indices is None else {k: as_array(backend, np.asarray(v)) for k, v in indices.items()}

@@ -16,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax, random
-from jax.scipy.special import logsumexp
 from numpyro.handlers import seed as _seed
 from numpyro.handlers import substitute, trace
 from numpyro.infer import MCMC, init_to_value
@@ -165,10 +164,6 @@ def _trace(model_fn, draw, idx, key, args, kwargs, nesting=None):
         return trace(_seed(conditioned, key)).get_trace(*args, **kwargs)
 
 
-def _logsumexp(x, dim):
-    return logsumexp(x, axis=dim, keepdims=True)
-
-
 class Evaluator:
     """Traces a model at given latent values and plate indices, vectorised over draws
     (the interface :mod:`ppl_kernels.arviz` drives; the twin of Pyro's)."""
@@ -225,7 +220,7 @@ class Evaluator:
                 if nesting is not None:  # the densities again, with the summed sites summed over their values
                     out = summed_outputs(out, requests, tr, targets,
                                          lambda t: _trace(model_fn, {**draw, **t}, idx, key, args, kwargs, nesting),
-                                         _logsumexp, jnp.moveaxis)
+                                         model.REDUCTIONS.logsumexp, jnp.moveaxis)
                 return out
 
             fn = self._compiled[frozen] = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None, None, None)))

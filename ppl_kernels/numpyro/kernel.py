@@ -15,7 +15,7 @@ from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.util import is_prng_key
 
-from .. import adaptation, dynamics
+from .. import adaptation, dynamics, enumeration
 from ..config import STAT_FIELDS, KernelArguments, frozen_now, nonfinite_start_error, warn_frozen_chain
 from . import epochs, integrator
 from . import model as _m
@@ -69,8 +69,7 @@ class SGHMC(KernelArguments, MCMCKernel):
             self.transforms = _m.transforms_of(sites)
             if init_params is None:
                 init_params = self._initial_params(rng_key, model_args, model_kwargs, sites)
-            target = self.model if not summed else _m.Enumerated(
-                self.model, nesting, {p.name: p.size / p.subsample_size for p in self.plates})
+            target = enumeration.Enumerated.over(self.model, nesting, self.plates) if summed else self.model
             parts = dynamics.tempered_potential(_m.log_joint_parts, target, self.transforms, cfg.likelihood_weight)
             parts, step_plates = self._fed(parts)
             one_chain = init_params if is_prng_key(rng_key) else jax.tree.map(lambda x: x[0], init_params)

@@ -22,8 +22,6 @@ enumerated site count as likelihood.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from numpyro.distributions import biject_to
@@ -34,7 +32,7 @@ from .. import enumeration
 from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed_plate_error
 from .epochs import first_indices
 
-__all__ = ["find_subsample_plates", "latent_sites", "Enumerated", "enumerated", "plate_nesting", "transforms_of",
+__all__ = ["find_subsample_plates", "latent_sites", "REDUCTIONS", "enumerated", "plate_nesting", "transforms_of",
            "log_joint_parts", "check_plates_used"]
 
 # Far enough left of any plate for a one-off trace whose plate nesting is not known yet.
@@ -120,19 +118,7 @@ def enumerated(model, max_plate_nesting):
     return _enumerate(model, -1 - max_plate_nesting)
 
 
-class Enumerated(NamedTuple):
-    """A model whose discrete latent sites :func:`log_joint_parts` sums out."""
-
-    model: Callable
-    max_plate_nesting: int
-    scales: dict  # subsampled plate -> N / B
-
-
-def _ordinal(site) -> frozenset:
-    return frozenset(f.name for f in site["cond_indep_stack"])
-
-
-_REDUCTIONS = enumeration.Reductions(lambda x, d: logsumexp(x, axis=d, keepdims=True),
+REDUCTIONS = enumeration.Reductions(lambda x, d: logsumexp(x, axis=d, keepdims=True),
                                      lambda x, d: x.sum(axis=d, keepdims=True))
 
 
@@ -146,18 +132,16 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
 
     The log-likelihood is the plate-scaled minibatch estimate (scale N/B); the
     log-prior includes the log-Jacobian of the unconstrained transform.  For an
-    :class:`Enumerated` model the terms that depend on a discrete site are
+    :class:`~ppl_kernels.enumeration.Enumerated` model the terms that depend on a discrete site are
     summed over its values and join the log-likelihood.
     """
-    enum = model if isinstance(model, Enumerated) else None
+    enum = model if isinstance(model, enumeration.Enumerated) else None
     x = {k: transforms[k].inv(v) for k, v in z.items()}
     conditioned = substitute(substitute(model if enum is None else enum.model, data=indices), data=x)
     if enum is not None:
         conditioned = enumerated(conditioned, enum.max_plate_nesting)
     tr = trace(seed(conditioned, rng_seed=0)).get_trace(*model_args, **model_kwargs)
-    variables = {} if enum is None else enumeration.variables_of(
-        (name, site["infer"]["_enumerate_dim"], _ordinal(site)) for name, site in tr.items()
-        if site["type"] == "sample" and "_enumerate_dim" in site["infer"])
+    variables = {} if enum is None else enumeration.variables_in(tr)
     log_lik = jnp.zeros(())
     log_prior = jnp.zeros(())
     factors, plates = [], {}
@@ -166,9 +150,8 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
             continue
         lp = site["fn"].log_prob(site["value"])
         if variables and enumeration.depends(lp, variables):
-            plates.update(enumeration.plate_scales(name, site["scale"], [(f.name, f.dim) for f in site["cond_indep_stack"]],
-                                                   enum.scales))
-            factors.append(enumeration.Factor(lp, _ordinal(site), name))
+            plates.update(enumeration.plate_scales(name, site, enum.scales))
+            factors.append(enumeration.Factor(lp, enumeration.ordinal(site), name))
             continue
         lp = jnp.sum(lp)
         if site["scale"] is not None:
@@ -178,7 +161,7 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
         else:
             log_lik = log_lik + lp
     if factors:
-        log_lik = log_lik + enumeration.sum_out(factors, variables, plates, _REDUCTIONS)
+        log_lik = log_lik + enumeration.sum_out(factors, variables, plates, REDUCTIONS)
     for k, v in z.items():
         log_prior = log_prior + jnp.sum(transforms[k].inv.log_abs_det_jacobian(v, x[k]))
     return log_lik, log_prior

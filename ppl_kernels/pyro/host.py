@@ -117,10 +117,6 @@ def continue_run(kernel, states, *, num_warmup, num_samples, num_chains, chain_m
 
 
 # -- pointwise evaluation at posterior draws -------------------------------------------------------
-def _logsumexp(x, dim):
-    return torch.logsumexp(x, dim, keepdim=True)
-
-
 class Evaluator:
     """Traces a model at given latent values and plate indices (the interface
     :mod:`ppl_kernels.arviz` drives; the twin of NumPyro's).
@@ -200,7 +196,7 @@ class Evaluator:
             out = {n: site_outputs(tr.nodes[n], w, tgt.get(n), torch.movedim) for n, w in requests.items()}
             if summed:  # the densities again, with the summed sites summed over their values
                 out = summed_outputs(out, requests, tr.nodes, tgt, lambda t: self._trace({**draw, **t}, at, True).nodes,
-                                     _logsumexp, torch.movedim)
+                                     model.REDUCTIONS.logsumexp, torch.movedim)
             return out
 
         res = None

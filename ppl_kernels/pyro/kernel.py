@@ -19,7 +19,7 @@ import torch
 from pyro.infer.autoguide.initialization import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 
-from .. import adaptation, dynamics
+from .. import adaptation, dynamics, enumeration
 from ..config import STAT_FIELDS, KernelArguments, frozen_now, nonfinite_start_error, warn_frozen_chain
 from . import integrator
 from . import model as _m
@@ -168,8 +168,7 @@ class SGHMC(KernelArguments, MCMCKernel):
             self.transforms = self._user_transforms or _m.transforms_of(sites)
             if self._initial_params is None:
                 self._initial_params = {k: self.transforms[k](s["value"]).detach() for k, s in sites.items()}
-            target = self.model if not summed else _m.Enumerated(
-                self.model, nesting, {p.name: p.size / p.subsample_size for p in self.plates})
+            target = enumeration.Enumerated.over(self.model, nesting, self.plates) if summed else self.model
             parts = dynamics.tempered_potential(_m.log_joint_parts, target, self.transforms, cfg.likelihood_weight)
             parts, step_plates = self._fed(parts)
             _m.check_plates_used(parts, {k: v.detach() for k, v in self._initial_params.items()}, step_plates, args,

@@ -20,8 +20,6 @@ sums.  The terms that depend on an enumerated site count as likelihood.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
 import torch
 from pyro import poutine
 from pyro.infer.enum import config_enumerate
@@ -35,7 +33,7 @@ from ..config import SubsamplePlate, check_latent_site, other_indices, unindexed
 from .epochs import first_indices
 
 __all__ = [
-    "find_subsample_plates", "latent_sites", "Enumerated", "enumerated", "plate_nesting", "transforms_of", "is_identity",
+    "find_subsample_plates", "latent_sites", "REDUCTIONS", "enumerated", "plate_nesting", "transforms_of", "is_identity",
     "log_joint_parts", "check_plates_used",
 ]
 
@@ -123,19 +121,7 @@ def latent_sites(model, model_args, model_kwargs, plates, init_strategy, max_pla
     return sites, summed, plate_nesting(tr) if nesting is None else nesting
 
 
-class Enumerated(NamedTuple):
-    """A model whose discrete latent sites :func:`log_joint_parts` sums out."""
-
-    model: Callable
-    max_plate_nesting: int
-    scales: dict  # subsampled plate -> N / B
-
-
-def _ordinal(site) -> frozenset:
-    return frozenset(f.name for f in site["cond_indep_stack"] if f.vectorized)
-
-
-_REDUCTIONS = enumeration.Reductions(lambda x, d: torch.logsumexp(x, d, keepdim=True),
+REDUCTIONS = enumeration.Reductions(lambda x, d: torch.logsumexp(x, d, keepdim=True),
                                      lambda x, d: x.sum(d, keepdim=True))
 
 
@@ -162,10 +148,10 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     The log-likelihood is the plate-scaled minibatch estimate (scale N/B); the
     log-prior includes the log-Jacobian of the unconstrained transform (skipped
     for identity transforms, whose log-Jacobian is 0: a saving on every step).
-    For an :class:`Enumerated` model the terms that depend on a discrete site
+    For an :class:`~ppl_kernels.enumeration.Enumerated` model the terms that depend on a discrete site
     are summed over its values and join the log-likelihood.
     """
-    enum = model if isinstance(model, Enumerated) else None
+    enum = model if isinstance(model, enumeration.Enumerated) else None
     moved = [k for k in z if not is_identity(transforms[k])]
     x = dict(z)
     x.update({k: transforms[k].inv(z[k]) for k in moved})
@@ -173,9 +159,7 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
     if enum is not None:
         fn = enumerated(fn, enum.max_plate_nesting)
     tr = poutine.trace(fn).get_trace(*model_args, **model_kwargs)
-    variables = {} if enum is None else enumeration.variables_of(
-        (name, site["infer"]["_enumerate_dim"], _ordinal(site)) for name, site in tr.nodes.items()
-        if site["type"] == "sample" and "_enumerate_dim" in site["infer"])
+    variables = {} if enum is None else enumeration.variables_in(tr.nodes)
     log_lik = torch.zeros(())
     log_prior = torch.zeros(())
     factors, plates = [], {}
@@ -184,9 +168,8 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
             continue
         lp = site["fn"].log_prob(site["value"])
         if variables and enumeration.depends(lp, variables):
-            plates.update(enumeration.plate_scales(name, site["scale"], [(f.name, f.dim) for f in site["cond_indep_stack"]
-                                                                         if f.vectorized], enum.scales))
-            factors.append(enumeration.Factor(scale_and_mask(lp, 1.0, site["mask"]), _ordinal(site), name))
+            plates.update(enumeration.plate_scales(name, site, enum.scales))
+            factors.append(enumeration.Factor(scale_and_mask(lp, 1.0, site["mask"]), enumeration.ordinal(site), name))
             continue
         lp = scale_and_mask(lp, site["scale"], site["mask"]).sum()
         if name in z:
@@ -194,7 +177,7 @@ def log_joint_parts(model, model_args, model_kwargs, transforms, z, indices):
         else:
             log_lik = log_lik + lp
     if factors:
-        log_lik = log_lik + enumeration.sum_out(factors, variables, plates, _REDUCTIONS)
+        log_lik = log_lik + enumeration.sum_out(factors, variables, plates, REDUCTIONS)
     for k in moved:
         log_prior = log_prior + transforms[k].inv.log_abs_det_jacobian(z[k], x[k]).sum()
     return log_lik, log_prior
